@@ -1,0 +1,1 @@
+"""Static data shipped inside the installed package as `shim.conf`."""

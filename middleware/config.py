@@ -1,0 +1,60 @@
+"""What the middleware needs to know about the deployment, rendered by the shim into the run directory.
+
+The shim writes this as JSON (mode 0600: it may hold API keys) and passes its path on the middleware's
+command line, so the middleware never re-parses the vLLM command line or reads the shim's environment.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class LoraModule:
+    name: str
+    path: str
+
+
+@dataclass(frozen=True)
+class MiddlewareConfig:
+    engine_url: str = "http://127.0.0.1:8001"
+    # Every --served-model-name; the first is the one SGLang knows.
+    served_model_names: tuple[str, ...] = ("default",)
+    model_path: str = "default"
+    max_model_len: int | None = None
+    api_keys: tuple[str, ...] = ()
+    max_logprobs: int = 20
+    enable_lora: bool = False
+    lora_modules: tuple[LoraModule, ...] = ()
+    # VLLM_ALLOW_RUNTIME_LORA_UPDATING: registers /v1/load_lora_adapter and /v1/unload_lora_adapter.
+    allow_runtime_lora: bool = False
+    # VLLM_SERVER_DEV_MODE: registers /sleep, /wake_up, /is_sleeping, /reset_prefix_cache.
+    dev_mode: bool = False
+    enable_sleep_mode: bool = False
+    enable_request_id_headers: bool = False
+    max_body_bytes: int = 32 * 1024 * 1024
+    vllm_version: str = "0.33.0"
+    log_level: str = "info"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def served_model_name(self) -> str:
+        return self.served_model_names[0]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MiddlewareConfig:
+        data = dict(data)
+        data["served_model_names"] = tuple(data.get("served_model_names") or ("default",))
+        data["api_keys"] = tuple(data.get("api_keys") or ())
+        data["lora_modules"] = tuple(LoraModule(**m) for m in data.get("lora_modules") or ())
+        return cls(**data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> MiddlewareConfig:
+        return cls.from_dict(json.loads(Path(path).read_text()))

@@ -1,0 +1,75 @@
+"""The Plan: everything the run needs, decided once from the command line and the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from middleware.config import MiddlewareConfig
+
+REDACTED = "***"
+# SGLang options whose value is a secret: redacted wherever a plan is shown.
+SECRET_FLAGS = frozenset({"--api-key", "--admin-api-key", "--hf-token"})
+
+
+@dataclass(frozen=True)
+class Ports:
+    public: int
+    middleware: int
+    engine: int
+
+
+@dataclass(frozen=True)
+class Dropped:
+    flag: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    model: str
+    served_model_names: tuple[str, ...]
+    host: str | None  # None: every interface, as vLLM's default
+    ports: Ports
+    engine_program: tuple[str, ...]
+    engine_args: tuple[str, ...]
+    dropped: tuple[Dropped, ...]
+    warnings: tuple[str, ...]
+    middleware: MiddlewareConfig
+    run_dir: str
+    drain_seconds: int
+    middleware_workers: int
+    haproxy: str
+    python: str
+
+    @property
+    def served_model_name(self) -> str:
+        return self.served_model_names[0]
+
+    def redacted_engine_args(self) -> list[str]:
+        return redact(self.engine_args)
+
+    def summary(self) -> dict[str, Any]:
+        """The `vllm-shim translate` output: stable keys, secrets redacted."""
+        return {
+            "engine_args": self.redacted_engine_args(),
+            "dropped": [{"flag": d.flag, "reason": d.reason} for d in self.dropped],
+            "warnings": list(self.warnings),
+            "ports": {"public": self.ports.public, "middleware": self.ports.middleware, "engine": self.ports.engine},
+            "served_model_name": self.served_model_name,
+        }
+
+
+def redact(args: tuple[str, ...] | list[str]) -> list[str]:
+    out: list[str] = []
+    hide_next = False
+    for arg in args:
+        flag, eq, _ = arg.partition("=")
+        if hide_next:
+            out.append(REDACTED)
+        elif eq and flag in SECRET_FLAGS:
+            out.append(f"{flag}={REDACTED}")
+        else:
+            out.append(arg)
+        hide_next = arg in SECRET_FLAGS
+    return out

@@ -1,0 +1,204 @@
+"""The `plan:` rows of conf/rules.yaml: decisions that need more than one option or the environment.
+
+Each step reads the parsed command line and writes into a Draft; STEPS runs them in order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from middleware.config import LoraModule
+from shim.argv import ParsedArgs
+from shim.errors import CliError
+from shim.options import load_data
+from shim.transforms import parse_human_int, parse_int, sglang_choices
+
+POOLING_CONVERTS = {"embed", "token_embed", "classify", "token_classify", "score", "reward"}
+POOLING_TASKS = {"embed", "embedding", "classify", "reward", "score"}
+
+
+@dataclass
+class Draft:
+    parsed: ParsedArgs
+    env: dict[str, Any]
+    model: str
+    args: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    host: str | None = None
+    ports: Any = None
+    served_names: tuple[str, ...] = ()
+    api_keys: tuple[str, ...] = ()
+    max_model_len: int | None = None
+    middleware: dict[str, Any] = field(default_factory=dict)
+
+    def value(self, dest: str, default: Any = None) -> Any:
+        return self.parsed.values.get(dest, default)
+
+    def spelled(self, dest: str) -> str:
+        return self.parsed.spelled.get(dest, "--" + dest.replace("_", "-"))
+
+    def base_args(self) -> list[str]:
+        """What SGLang always gets: full spellings (SGLang's parser takes abbreviations; `--pp` is ambiguous)."""
+        args = ["--model-path", self.model, "--served-model-name", self.served_names[0]]
+        args += ["--host", "127.0.0.1", "--port", str(self.ports.engine), "--enable-metrics"]
+        if self.api_keys:
+            args += ["--api-key", self.api_keys[0]]
+        return args
+
+
+def ports(d: Draft) -> None:
+    from shim.plan import Ports
+
+    public = parse_int(d.value("port", 8000), d.spelled("port"))
+    engine = d.env["VLLM_SHIM_ENGINE_PORT"] or public + 1
+    middleware = d.env["VLLM_SHIM_MIDDLEWARE_PORT"] or public + 2
+    for name, port in (("public", public), ("engine", engine), ("middleware", middleware)):
+        if not 0 < port < 65536:
+            raise CliError(f"{name} port {port} is out of range (1-65535)")
+    if len({public, engine, middleware}) < 3:
+        raise CliError(f"ports must differ: public {public}, engine {engine}, middleware {middleware}")
+    d.ports = Ports(public=public, middleware=middleware, engine=engine)
+    host = d.value("host")
+    d.host = host or None
+
+
+def served_names(d: Draft) -> None:
+    names = d.value("served_model_name") or [d.model]
+    names = [names] if isinstance(names, str) else names
+    d.served_names = tuple(dict.fromkeys(names))
+    if len(d.served_names) > 1:
+        d.warnings.append(
+            f"SGLang serves one name: {d.served_names[0]!r}; the middleware also answers to "
+            + ", ".join(repr(n) for n in d.served_names[1:])
+        )
+    d.max_model_len = parse_human_int(d.value("max_model_len", "auto"), d.spelled("max_model_len"))
+
+
+def api_key(d: Draft) -> None:
+    keys = d.value("api_key") or ([d.env["VLLM_API_KEY"]] if d.env["VLLM_API_KEY"] else [])
+    d.api_keys = tuple([keys] if isinstance(keys, str) else keys)
+
+
+def _parser_name(d: Draft, dest: str, env_name: str) -> str | None:
+    name = d.env[env_name] or d.value(dest)
+    if not name:
+        return None
+    mapped = load_data("parsers.yaml")[dest].get(name, name)
+    choices = sglang_choices("--" + dest.replace("_", "-")) or ()
+    if mapped not in choices:
+        source = env_name if d.env[env_name] else d.spelled(dest)
+        raise CliError(f"{source}: SGLang has no parser {name!r} (SGLang's parsers: {', '.join(choices)})")
+    return str(mapped)
+
+
+def tool_call_parser(d: Draft) -> None:
+    parser = _parser_name(d, "tool_call_parser", "SGLANG_TOOL_CALL_PARSER")
+    if d.value("enable_auto_tool_choice") and not parser:
+        raise CliError("argument --enable-auto-tool-choice: requires --tool-call-parser (or SGLANG_TOOL_CALL_PARSER)")
+    if parser:
+        d.args += ["--tool-call-parser", parser]
+
+
+def reasoning_parser(d: Draft) -> None:
+    parser = _parser_name(d, "reasoning_parser", "SGLANG_REASONING_PARSER")
+    if parser:
+        d.args += ["--reasoning-parser", parser]
+
+
+def _lora_module(item: str, spelled: str) -> LoraModule:
+    text = item.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+            return LoraModule(name=str(data["name"]), path=str(data["path"]))
+        except (ValueError, KeyError, TypeError):
+            raise CliError(f"argument {spelled}: invalid JSON LoRA module {item!r}") from None
+    name, eq, path = text.partition("=")
+    if not eq or not name or not path:
+        raise CliError(f"argument {spelled}: expected name=path or JSON, got {item!r}")
+    return LoraModule(name=name, path=path)
+
+
+def lora(d: Draft) -> None:
+    items = d.value("lora_modules") or []
+    modules = tuple(_lora_module(item, d.spelled("lora_modules")) for item in items)
+    enabled = bool(d.value("enable_lora")) or bool(modules)
+    if modules:
+        if not d.value("enable_lora"):
+            d.args.append("--enable-lora")
+        d.args += ["--lora-paths", *(f"{m.name}={m.path}" for m in modules)]
+    d.middleware.update(enable_lora=enabled, lora_modules=modules)
+
+
+def chunked_prefill(d: Draft) -> None:
+    budget = d.value("max_num_batched_tokens")
+    tokens = parse_human_int(budget, d.spelled("max_num_batched_tokens")) if budget is not None else None
+    if d.value("enable_chunked_prefill") is False:
+        d.args += ["--chunked-prefill-size", "-1"]
+        if tokens:
+            d.args += ["--max-prefill-tokens", str(tokens)]
+    elif tokens:
+        d.args += ["--chunked-prefill-size", str(tokens)]
+
+
+def expert_parallel(d: Draft) -> None:
+    if d.value("enable_expert_parallel"):
+        tp = parse_int(d.value("tensor_parallel_size", 1), d.spelled("tensor_parallel_size"))
+        d.args += ["--ep-size", str(tp)]
+
+
+def pooling(d: Draft) -> None:
+    runner, convert, task = d.value("runner"), d.value("convert"), d.value("task")
+    if runner == "draft" or task == "draft":
+        raise CliError("argument --runner: draft models are not served by SGLang on their own")
+    if runner == "pooling" or convert in POOLING_CONVERTS or task in POOLING_TASKS:
+        d.args.append("--is-embedding")
+
+
+def sleep_mode(d: Draft) -> None:
+    enabled = bool(d.value("enable_sleep_mode"))
+    if enabled:
+        d.args.append("--enable-memory-saver")
+    d.middleware["enable_sleep_mode"] = enabled
+    d.middleware["dev_mode"] = bool(d.env["VLLM_SERVER_DEV_MODE"])
+    d.middleware["allow_runtime_lora"] = bool(d.env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"])
+
+
+def log_level(d: Draft) -> None:
+    level = d.value("log_level")
+    if level:
+        d.args += ["--log-level", str(level).lower()]
+    uvicorn_level = d.value("uvicorn_log_level")
+    if uvicorn_level:
+        d.args += ["--log-level-http", "debug" if uvicorn_level == "trace" else str(uvicorn_level)]
+        d.middleware["log_level"] = str(uvicorn_level)
+
+
+def middleware(d: Draft) -> None:
+    d.middleware["max_logprobs"] = parse_int(d.value("max_logprobs", 20), d.spelled("max_logprobs"))
+    d.middleware["enable_request_id_headers"] = bool(d.value("enable_request_id_headers"))
+
+
+def model(d: Draft) -> None:
+    """The model is decided before the steps run (Draft.model); this row exists so the table is complete."""
+
+
+Step = Callable[[Draft], None]
+STEPS: dict[str, Step] = {
+    "model": model,
+    "ports": ports,
+    "served_names": served_names,
+    "api_key": api_key,
+    "tool_call_parser": tool_call_parser,
+    "reasoning_parser": reasoning_parser,
+    "lora": lora,
+    "chunked_prefill": chunked_prefill,
+    "expert_parallel": expert_parallel,
+    "pooling": pooling,
+    "sleep_mode": sleep_mode,
+    "log_level": log_level,
+    "middleware": middleware,
+}

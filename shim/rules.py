@@ -1,0 +1,63 @@
+"""The translation table (conf/rules.yaml) as typed rows, and how a map/drop/reject row is applied."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Literal
+
+from shim.errors import CliError
+from shim.options import load_data
+from shim.transforms import TRANSFORMS
+
+Action = Literal["map", "plan", "drop", "reject"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    dest: str
+    action: Action
+    flags: tuple[str, ...] = ()  # map: the SGLang flag(s)
+    transform: str = "str"  # map: a TRANSFORMS name
+    handler: str = ""  # plan: which plan step decides it
+    text: str = ""  # drop: the reason; reject: the message
+    warn: bool = False  # drop: also a warning (the user loses something they asked for)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    args: tuple[str, ...] = ()
+    dropped: str | None = None
+    warning: str | None = None
+
+
+def _rule(dest: str, row: dict[str, Any]) -> Rule:
+    if "map" in row:
+        target = row["map"]
+        flags = tuple(target) if isinstance(target, list) else (target,)
+        return Rule(dest, "map", flags=flags, transform=row.get("value", "str"))
+    if "plan" in row:
+        return Rule(dest, "plan", handler=row["plan"])
+    if "drop" in row:
+        return Rule(dest, "drop", text=row["drop"], warn=bool(row.get("warn")))
+    if "reject" in row:
+        return Rule(dest, "reject", text=row["reject"])
+    raise ValueError(f"conf/rules.yaml: row {dest!r} has no action")
+
+
+@cache
+def rules() -> dict[str, Rule]:
+    raw = load_data("rules.yaml")
+    return {dest: _rule(dest, row) for dest, row in raw.items()}
+
+
+def apply(rule: Rule, value: Any, spelled: str) -> Outcome:
+    """A map/drop/reject row applied to one parsed value; plan rows are decided by translate()."""
+    if rule.action == "reject":
+        raise CliError(f"argument {spelled}: {rule.text}")
+    if rule.action == "drop":
+        return Outcome(dropped=rule.text, warning=f"{spelled} ignored: {rule.text}" if rule.warn else None)
+    if rule.action == "map":
+        transform = TRANSFORMS[rule.transform]
+        return Outcome(args=tuple(arg for flag in rule.flags for arg in transform(value, flag, spelled)))
+    return Outcome()

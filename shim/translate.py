@@ -1,0 +1,116 @@
+"""(argv, environ) → Plan: the whole decision, as a pure function. Nothing here touches the process."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from middleware.config import MiddlewareConfig
+from shim import VLLM_COMPAT_VERSION
+from shim.argv import ParsedArgs, parse
+from shim.env import read_env
+from shim.errors import CliError
+from shim.plan import Dropped, Plan
+from shim.plan_steps import STEPS, Draft
+from shim.rules import apply, rules
+
+# vLLM >= 0.10 serves this model when none is named anywhere.
+VLLM_DEFAULT_MODEL = "Qwen/Qwen3-0.6B"
+ENGINE_PROGRAMS = {
+    "sglang": ("python3", "-m", "sglang.launch_server"),
+    "sim": ("{python}", "-m", "sim"),
+}
+# The topology is ours: SGLANG_EXTRA_ARGS may add SGLang options but not move the engine.
+RESERVED_EXTRA = ("--host", "--port", "--model-path", "--model", "--served-model-name", "--api-key")
+
+
+@dataclass
+class _Collected:
+    args: list[str] = field(default_factory=list)
+    dropped: list[Dropped] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def split_command(argv: Sequence[str]) -> list[str]:
+    """Arguments after the program: `serve X ...` → `X ...`; the api_server module passes its args as they are."""
+    args = list(argv)
+    if args and args[0] == "serve":
+        return args[1:]
+    return args
+
+
+def _apply_rules(parsed: ParsedArgs) -> _Collected:
+    table = rules()
+    out = _Collected()
+    for dest, value in parsed.values.items():
+        spelled = parsed.spelled.get(dest, dest)
+        outcome = apply(table[dest], value, spelled)
+        out.args.extend(outcome.args)
+        if outcome.dropped:
+            out.dropped.append(Dropped(spelled, outcome.dropped))
+        if outcome.warning:
+            out.warnings.append(outcome.warning)
+    return out
+
+
+def _engine_program(env: Mapping[str, Any], python: str) -> tuple[str, ...]:
+    if env["VLLM_SHIM_ENGINE_COMMAND"]:
+        return tuple(env["VLLM_SHIM_ENGINE_COMMAND"])
+    engine = env["VLLM_SHIM_ENGINE"]
+    if engine not in ENGINE_PROGRAMS:
+        raise CliError(f"environment variable VLLM_SHIM_ENGINE: {engine!r} is not one of {', '.join(ENGINE_PROGRAMS)}")
+    return tuple(word.format(python=python) for word in ENGINE_PROGRAMS[engine])
+
+
+def _extra_args(env: Mapping[str, Any]) -> list[str]:
+    extra = list(env["SGLANG_EXTRA_ARGS"])
+    for word in extra:
+        if word.partition("=")[0] in RESERVED_EXTRA:
+            raise CliError(f"environment variable SGLANG_EXTRA_ARGS: {word.partition('=')[0]} is set by the shim")
+    return extra
+
+
+def _model(parsed: ParsedArgs, warnings: list[str]) -> str:
+    if parsed.model:
+        return parsed.model
+    warnings.append(f"no model given: serving vLLM's default {VLLM_DEFAULT_MODEL}")
+    return VLLM_DEFAULT_MODEL
+
+
+def translate(argv: Sequence[str], environ: Mapping[str, str], *, python: str = sys.executable) -> Plan:
+    """The plan for `vllm <argv>` in `environ`. Raises CliError (exit 2) for a command line vLLM or SGLang rejects."""
+    parsed = parse(split_command(argv))
+    env = read_env(environ)
+    collected = _apply_rules(parsed)
+    draft = Draft(parsed=parsed, env=env, model=_model(parsed, collected.warnings))
+    for step in STEPS.values():
+        step(draft)
+    engine_args = (*draft.base_args(), *collected.args, *draft.args, *_extra_args(env))
+    middleware = MiddlewareConfig(
+        engine_url=f"http://127.0.0.1:{draft.ports.engine}",
+        served_model_names=draft.served_names,
+        model_path=draft.model,
+        max_model_len=draft.max_model_len,
+        api_keys=draft.api_keys,
+        max_body_bytes=env["VLLM_SHIM_MAX_BODY_BYTES"],
+        vllm_version=VLLM_COMPAT_VERSION,
+        **draft.middleware,
+    )
+    return Plan(
+        model=draft.model,
+        served_model_names=draft.served_names,
+        host=draft.host,
+        ports=draft.ports,
+        engine_program=_engine_program(env, python),
+        engine_args=tuple(engine_args),
+        dropped=tuple(collected.dropped),
+        warnings=tuple(collected.warnings + draft.warnings),
+        middleware=middleware,
+        run_dir=env["VLLM_SHIM_RUN_DIR"],
+        drain_seconds=env["VLLM_SHIM_DRAIN_SECONDS"],
+        middleware_workers=env["VLLM_SHIM_MIDDLEWARE_WORKERS"],
+        haproxy=env["VLLM_SHIM_HAPROXY"],
+        python=python,
+    )
