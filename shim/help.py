@@ -27,7 +27,7 @@ def _describe(dest: str) -> str:
     if rule.action == "map":
         return "→ SGLang " + " ".join(rule.flags)
     if rule.action == "plan":
-        return "→ decided by the shim"
+        return "→ " + (rule.text or "decided by the shim")
     if rule.action == "reject":
         return "✗ not supported: " + rule.text
     return "dropped: " + rule.text

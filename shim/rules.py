@@ -20,7 +20,7 @@ class Rule:
     flags: tuple[str, ...] = ()  # map: the SGLang flag(s)
     transform: str = "str"  # map: a TRANSFORMS name
     handler: str = ""  # plan: which plan step decides it
-    text: str = ""  # drop: the reason; reject: the message
+    text: str = ""  # drop: the reason; reject: the message; plan: what the step does
     warn: bool = False  # drop: also a warning (the user loses something they asked for)
 
 
@@ -37,7 +37,7 @@ def _rule(dest: str, row: dict[str, Any]) -> Rule:
         flags = tuple(target) if isinstance(target, list) else (target,)
         return Rule(dest, "map", flags=flags, transform=row.get("value", "str"))
     if "plan" in row:
-        return Rule(dest, "plan", handler=row["plan"])
+        return Rule(dest, "plan", handler=row["plan"], text=row.get("doc", ""))
     if "drop" in row:
         return Rule(dest, "drop", text=row["drop"], warn=bool(row.get("warn")))
     if "reject" in row:
