@@ -12,11 +12,12 @@ import jinja2
 from shim.errors import CliError
 from shim.plan import Plan
 
-# SGLang's /health generates one token: ~1 s idle, longer under load. These keep a busy engine from
-# flapping while a dead one is noticed within a few seconds (docs/operations.md has the arithmetic).
+# SGLang's /health generates one token when idle (~1 s) and answers at once when busy. Two missed 5 s
+# checks mark it DOWN: a dead engine shows in ~3 s, a wedged one in ~14 s, and one slow answer under load
+# never flaps /health (docs/operations.md has the arithmetic against the Kubernetes probes).
 CHECK_INTER = "2s"
-CHECK_TIMEOUT = "10s"
-CHECK_FALL = 3
+CHECK_TIMEOUT = "5s"
+CHECK_FALL = 2
 # Longest silence allowed on a connection: a non-streaming generation is silent until it is done.
 GENERATION_TIMEOUT = "1h"
 ENGINE_STOP_SECONDS = 30
