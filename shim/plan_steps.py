@@ -161,7 +161,8 @@ def pooling(d: Draft) -> None:
 def sleep_mode(d: Draft) -> None:
     enabled = bool(d.value("enable_sleep_mode"))
     if enabled:
-        d.args.append("--enable-memory-saver")
+        # vLLM's sleep level 1 keeps weights in CPU memory for wake_up; SGLang only does that with the backup flag.
+        d.args += ["--enable-memory-saver", "--enable-weights-cpu-backup"]
     d.middleware["enable_sleep_mode"] = enabled
     d.middleware["dev_mode"] = bool(d.env["VLLM_SERVER_DEV_MODE"])
     d.middleware["allow_runtime_lora"] = bool(d.env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"])

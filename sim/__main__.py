@@ -1,0 +1,5 @@
+"""`python -m sim <SGLang arguments>`."""
+
+from sim.server import main
+
+raise SystemExit(main())

@@ -1,0 +1,150 @@
+"""`/v1/chat/completions` and `/v1/completions`: streaming (SSE) and non-streaming."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Awaitable
+from contextlib import aclosing
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+
+from sim.engine import Finish, TokenEvent, merge
+from sim.errors import Endpoint, JSONBytesResponse, parse_body
+from sim.plan import Plan, plan_chat, plan_completion
+from sim.protocol import ChatCompletionRequest, CompletionRequest
+from sim.render import (
+    DONE,
+    Choice,
+    chat_chunk,
+    chat_response,
+    completion_chunk,
+    completion_response,
+    delta,
+    finish_fields,
+    logprob_entry,
+    running_usage,
+    sse,
+    tool_call,
+    usage_chunk,
+)
+from sim.state import SimState, get_state
+
+HANG_AFTER_CHUNKS = 3
+CHAT = Endpoint("openai_v1_chat_completions", 1870)
+COMPLETIONS = Endpoint("openai_v1_completions", 1851)
+
+_T = TypeVar("_T")
+router = APIRouter()
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(request: Request) -> Response:
+    state = get_state(request)
+    plan = plan_chat(await parse_body(request, ChatCompletionRequest, CHAT), state)
+    return await respond(request, state, plan)
+
+
+@router.post("/v1/completions")
+async def completions(request: Request) -> Response:
+    state = get_state(request)
+    plan = plan_completion(await parse_body(request, CompletionRequest, COMPLETIONS), state)
+    return await respond(request, state, plan)
+
+
+async def respond(request: Request, state: SimState, plan: Plan) -> Response:
+    if plan.stream:
+        chunks = stream(plan, state)
+        if state.fault.kind == "hang_mid_stream":
+            chunks = hang_after(chunks, HANG_AFTER_CHUNKS)
+        return StreamingResponse(chunks, media_type="text/event-stream")
+    choices = await until_disconnect(request, collect(plan, state))
+    if choices is None:
+        return Response(status_code=499)  # nobody is listening; the status only shows up in access logs
+    render = chat_response if plan.kind == "chat" else completion_response
+    return JSONBytesResponse(render(plan, choices))
+
+
+async def collect(plan: Plan, state: SimState) -> list[Choice]:
+    choices = [Choice() for _ in plan.specs]
+    async with aclosing(merge([state.engine.generate(s) for s in plan.specs])) as events:
+        async for index, event in events:
+            choices[index].add(event)
+    return choices
+
+
+async def stream(plan: Plan, state: SimState) -> AsyncGenerator[bytes, None]:
+    choices = [Choice() for _ in plan.specs]
+    render = _chat_chunks if plan.kind == "chat" else _completion_chunks
+    async with aclosing(merge([state.engine.generate(s) for s in plan.specs])) as events:
+        async for index, event in events:
+            for chunk in render(plan, index, choices[index], event):
+                yield sse(chunk)
+    if plan.include_usage:
+        yield sse(usage_chunk(plan, choices))
+    yield DONE
+
+
+def _chat_chunks(plan: Plan, index: int, choice: Choice, event: TokenEvent | Finish) -> list[dict[str, Any]]:
+    chunks = []
+    if not choice.started:
+        # SGLang opens each choice with a role chunk when its first output arrives.
+        chunks.append(chat_chunk(plan, index, delta(role="assistant", content="")))
+        choice.started = True
+    choice.add(event)
+    if isinstance(event, TokenEvent):
+        if plan.tool_name is not None:
+            return chunks  # tool calls are parsed from the whole output, so they go out at the end
+        in_reasoning = len(choice.pieces) <= plan.reasoning_pieces
+        d = delta(reasoning=event.text) if in_reasoning else delta(content=event.text)
+        logprobs = {"content": [logprob_entry(event.text, plan.top_logprobs)]} if plan.logprobs else None
+        usage_ = running_usage(plan, choice) if plan.continuous_usage else None
+        return [*chunks, chat_chunk(plan, index, d, logprobs=logprobs, usage_=usage_)]
+    if choice.calls_tool(plan):
+        chunks.append(chat_chunk(plan, index, delta(tool_calls=[tool_call(plan, 0, "")])))
+        chunks.append(chat_chunk(plan, index, delta(tool_calls=[tool_call(plan, 0, "{}", with_header=False)])))
+    elif plan.tool_name is not None and choice.pieces:
+        chunks.append(chat_chunk(plan, index, delta(content="".join(choice.pieces))))
+    return [*chunks, chat_chunk(plan, index, delta(), finish=finish_fields(plan, choice))]
+
+
+def _completion_chunks(plan: Plan, index: int, choice: Choice, event: TokenEvent | Finish) -> list[dict[str, Any]]:
+    prefix = ""
+    if not choice.started:
+        prefix = plan.echo_texts[index] if plan.echo_texts else ""
+        choice.started = True
+    choice.add(event)
+    if isinstance(event, TokenEvent):
+        usage_ = running_usage(plan, choice) if plan.continuous_usage else None
+        return [completion_chunk(plan, index, prefix + event.text, usage_=usage_)]
+    return [completion_chunk(plan, index, prefix, finish=finish_fields(plan, choice))]
+
+
+async def hang_after(chunks: AsyncGenerator[bytes, None], count: int) -> AsyncGenerator[bytes, None]:
+    """Fault `hang_mid_stream`: pass a few chunks, then never send another byte (until the client leaves)."""
+    async with aclosing(chunks):
+        sent = 0
+        async for chunk in chunks:
+            yield chunk
+            sent += 1
+            if sent >= count:
+                await asyncio.Event().wait()
+
+
+async def until_disconnect(request: Request, work: Awaitable[_T]) -> _T | None:
+    """Run `work`, cancelling it if the client disconnects first (SGLang aborts such requests too)."""
+    task = asyncio.ensure_future(work)
+
+    async def watch() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(watch())
+    await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        watcher.cancel()
+        return task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return None

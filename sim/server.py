@@ -1,0 +1,89 @@
+"""Process lifecycle: parse, log the config, "load weights" (port closed), serve, and the process-level faults."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from sim import SGLANG_VERSION
+from sim.cli import parse_args
+from sim.config import SimConfig, describe_ignored
+from sim.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    import uvicorn
+
+log = logging.getLogger("sim")
+LOG_FORMAT = "%(asctime)s sim %(levelname)s %(message)s"
+GRACEFUL_SHUTDOWN_SECONDS = 3  # hung streams (fault hang_mid_stream) must not block SIGTERM forever
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr, force=True)
+
+
+def _crash(seconds: float) -> None:
+    log.error("fault crash_after:%s: exiting with status 1", seconds)
+    logging.shutdown()
+    os._exit(1)  # a crash, not a shutdown: no cleanup, no graceful close of connections
+
+
+def _load(settings: Settings) -> bool:
+    """Emulate weight loading and CUDA graph capture: nothing listens yet, so clients get connection refused."""
+    fault = settings.parsed_fault()
+    log.info("Loading weights (simulated, %.1f s) ...", settings.load_seconds)
+    if fault.kind == "crash_on_load":
+        time.sleep(settings.load_seconds / 2)
+        log.error("fault crash_on_load: simulated failure while loading weights")
+        return False
+    time.sleep(settings.load_seconds)
+    return True
+
+
+def _uvicorn_config(cfg: SimConfig, app: object) -> uvicorn.Config:
+    import uvicorn
+
+    access_level = (cfg.log_level_http or cfg.log_level).upper()
+    logging.getLogger("uvicorn.access").setLevel(access_level)
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=cfg.host, port=cfg.port, loop="auto", http="auto", ws="none", log_config=None,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS, ssl_keyfile=cfg.ssl_keyfile,
+        ssl_certfile=cfg.ssl_certfile,
+    )
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        settings = Settings.from_env(os.environ if environ is None else environ)
+    except SettingsError as e:
+        log.error("%s", e)
+        return 2
+    cfg = SimConfig.from_args(args)
+    log.info("simulated SGLang %s (test double, no model loaded): %s", SGLANG_VERSION, cfg.describe())
+    log.info("accepted but not simulated: %s", describe_ignored(args))
+    log.info("knobs: %s", settings)
+    if cfg.node_rank >= 1:
+        log.info("node rank %d serves no HTTP, like SGLang; idling", cfg.node_rank)
+        threading.Event().wait()
+    if not _load(settings):
+        return 1
+    # The web stack is imported only now: a crash_on_load run stays cheap, and the import time (seconds on a busy
+    # machine) counts as loading, while the port is still closed.
+    import uvicorn
+
+    from sim.app import create_app
+
+    app = create_app(args, settings)
+    fault = settings.parsed_fault()
+    if fault.kind == "crash_after":
+        threading.Timer(fault.seconds, _crash, args=(fault.seconds,)).start()
+    uvicorn.Server(_uvicorn_config(cfg, app)).run()
+    return 0
