@@ -21,6 +21,14 @@ CHECK_FALL = 2
 # Longest silence allowed on a connection: a non-streaming generation is silent until it is done.
 GENERATION_TIMEOUT = "1h"
 ENGINE_STOP_SECONDS = 30
+HAPROXY_ERRORS = {
+    400: ("Bad Request", "The request could not be parsed."),
+    408: ("Request Timeout", "The request was not received in time."),
+    500: ("Internal Server Error", "The server had an error while processing your request."),
+    502: ("Bad Gateway", "The server is restarting; please retry."),
+    503: ("Service Unavailable", "The server is not ready; please retry."),
+    504: ("Gateway Timeout", "The server did not answer in time."),
+}
 HAPROXY_STATE = """1
 # be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight \
 srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state \
@@ -103,6 +111,7 @@ def render(plan: Plan, *, as_root: bool = False) -> dict[str, str]:
         check_timeout=CHECK_TIMEOUT,
         check_inter=CHECK_INTER,
         check_fall=CHECK_FALL,
+        haproxy_errors=HAPROXY_ERRORS,
     )
     state = HAPROXY_STATE.format(engine_port=plan.ports.engine, middleware_port=plan.ports.middleware)
     return {
