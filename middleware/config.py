@@ -35,6 +35,8 @@ class MiddlewareConfig:
     dev_mode: bool = False
     enable_sleep_mode: bool = False
     enable_request_id_headers: bool = False
+    # VLLM_SKIP_MODEL_NAME_VALIDATION: accept any `model` in requests instead of vLLM's 404.
+    skip_model_name_validation: bool = False
     max_body_bytes: int = 32 * 1024 * 1024
     vllm_version: str = "0.33.0"
     log_level: str = "info"

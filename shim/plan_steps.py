@@ -181,6 +181,7 @@ def log_level(d: Draft) -> None:
 def middleware(d: Draft) -> None:
     d.middleware["max_logprobs"] = parse_int(d.value("max_logprobs", 20), d.spelled("max_logprobs"))
     d.middleware["enable_request_id_headers"] = bool(d.value("enable_request_id_headers"))
+    d.middleware["skip_model_name_validation"] = bool(d.env["VLLM_SKIP_MODEL_NAME_VALIDATION"])
 
 
 def model(d: Draft) -> None:

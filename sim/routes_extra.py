@@ -112,7 +112,7 @@ async def generate(request: Request) -> Response:
     if req.stream:
         chunks = _generate_stream(spec, state, started)
         if state.fault.kind == "hang_mid_stream":
-            chunks = hang_after(chunks, HANG_AFTER_CHUNKS)
+            chunks = hang_after(chunks, HANG_AFTER_CHUNKS, request)
         return StreamingResponse(chunks, media_type="text/event-stream")
     body = await until_disconnect(request, _generate_once(spec, state, started))
     return JSONBytesResponse(body) if body is not None else Response(status_code=499)

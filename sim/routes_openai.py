@@ -57,7 +57,7 @@ async def respond(request: Request, state: SimState, plan: Plan) -> Response:
     if plan.stream:
         chunks = stream(plan, state)
         if state.fault.kind == "hang_mid_stream":
-            chunks = hang_after(chunks, HANG_AFTER_CHUNKS)
+            chunks = hang_after(chunks, HANG_AFTER_CHUNKS, request)
         return StreamingResponse(chunks, media_type="text/event-stream")
     choices = await until_disconnect(request, collect(plan, state))
     if choices is None:
@@ -121,15 +121,23 @@ def _completion_chunks(plan: Plan, index: int, choice: Choice, event: TokenEvent
     return [completion_chunk(plan, index, prefix, finish=finish_fields(plan, choice))]
 
 
-async def hang_after(chunks: AsyncGenerator[bytes, None], count: int) -> AsyncGenerator[bytes, None]:
-    """Fault `hang_mid_stream`: pass a few chunks, then never send another byte (until the client leaves)."""
+async def hang_after(
+    chunks: AsyncGenerator[bytes, None], count: int, request: Request
+) -> AsyncGenerator[bytes, None]:
+    """Fault `hang_mid_stream`: pass a few chunks, then never send another byte (until the client leaves).
+
+    A hung stream sends nothing, so nothing fails on send: like SGLang's tokenizer manager, which checks for
+    a disconnected client while it waits for tokens, poll for the client leaving and then abort.
+    """
     async with aclosing(chunks):
         sent = 0
         async for chunk in chunks:
             yield chunk
             sent += 1
             if sent >= count:
-                await asyncio.Event().wait()
+                while not await request.is_disconnected():
+                    await asyncio.sleep(0.5)
+                return
 
 
 async def until_disconnect(request: Request, work: Awaitable[_T]) -> _T | None:

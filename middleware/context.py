@@ -1,0 +1,65 @@
+"""What every handler shares: configuration, the engine connection, the observer, the /metrics page and the
+little state the middleware itself owns (in-flight count for /load, sleep tags for /is_sleeping)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from middleware.asgi import Call
+from middleware.config import MiddlewareConfig
+from middleware.engine import Engine
+from middleware.errors import VllmError
+from middleware.observer import Observer
+
+Handler = Callable[[Call], Awaitable[None]]
+# Turns a successful engine body into vLLM's shape (tokenize, detokenize, rerank).
+SuccessTranslator = Callable[[bytes, Call], bytes]
+
+
+class MetricsPage(Protocol):
+    """What serves GET /metrics: `middleware.metrics.MetricsBridge`, fed the engine's page by `fetch`."""
+
+    content_type: str
+
+    async def render(self, fetch: Callable[[], Awaitable[str]]) -> bytes: ...
+
+
+class RewriteResult(Protocol):
+    body: dict[str, Any]
+    changed: bool
+    rules: tuple[str, ...]
+    error: VllmError | None
+
+
+class Rewriter(Protocol):
+    """The interface of `middleware.rewrite` (owned elsewhere); `route` is the engine path."""
+
+    def needs_parse(self, route: str, raw: bytes, config: MiddlewareConfig) -> bool: ...
+
+    def rewrite(
+        self, route: str, body: dict[str, Any], config: MiddlewareConfig, lora_names: frozenset[str]
+    ) -> RewriteResult: ...
+
+    def dump(self, body: dict[str, Any]) -> bytes: ...
+
+
+@dataclass
+class AppState:
+    in_flight: int = 0
+    # Memory released by /sleep and not yet resumed by /wake_up; non-empty means "sleeping".
+    sleeping_tags: set[str] = field(default_factory=set)
+    # LoRA adapters the engine has loaded (refreshed from its /v1/models and on load/unload), so the rewrite
+    # can turn vLLM's `model: "<adapter>"` into SGLang's `<served>:<adapter>`.
+    lora_names: frozenset[str] = frozenset()
+
+
+@dataclass
+class AppContext:
+    config: MiddlewareConfig
+    engine: Engine
+    observer: Observer
+    rewriter: Rewriter
+    metrics: MetricsPage
+    state: AppState = field(default_factory=AppState)

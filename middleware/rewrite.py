@@ -1,0 +1,226 @@
+"""Pure request translation, vLLM -> SGLang 0.5.23: one ordered table of rules per route (`ROUTE_RULES`).
+
+`rewrite(route, body, config)` runs a route's rules in order over a parsed body and returns a new body (the
+input is never mutated), whether anything changed, which rules changed it, or the 4xx vLLM itself would
+answer. `needs_parse(route, raw)` is the byte-level pre-check that lets the proxy forward untouched bytes
+without parsing. The table is rendered into docs/request-translation.md (`middleware/rw_docs.py`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from middleware import guided, rw_messages, rw_sampling
+from middleware.config import MiddlewareConfig
+from middleware.errors import VllmError
+from middleware.rw_base import RewriteContext, Rule, context_for, regex_prefilter
+from middleware.rw_dump import dump
+from middleware.rw_model import model, model_prefilter
+from middleware.rw_sampling import describe_nulls, null_defaults
+
+__all__ = ["ROUTE_RULES", "RewriteContext", "RewriteResult", "Rule", "dump", "needs_parse", "rewrite"]
+
+
+@dataclass(frozen=True)
+class RewriteResult:
+    body: dict[str, Any]  # what to send to SGLang; a new object whenever `changed`
+    changed: bool  # False => forward the original bytes untouched
+    rules: tuple[str, ...]  # rules that changed something, in order; on error, the rule that rejected
+    error: VllmError | None  # the 4xx vLLM itself would answer; `body` is then irrelevant
+
+
+MODEL = Rule(
+    "model", model, "`model`: a served-name alias / a LoRA adapter name / an unknown name",
+    "the first served name / `<served>:<adapter>` / vLLM's 404 NotFoundError (`param: model`)",
+    prefilter=model_prefilter,
+)  # fmt: skip
+STREAM_OPTIONS = Rule(
+    "stream_options", rw_sampling.stream_options, "`stream_options` without `stream: true`",
+    "vLLM's 400 (SGLang would ignore the options)", (b"stream_options",),
+)  # fmt: skip
+CHAT_LOGPROBS = Rule(
+    "logprobs", rw_sampling.chat_logprobs, "`top_logprobs` (< 0, without `logprobs`, > `--max-logprobs`)",
+    "vLLM's 400 (SGLang has no cap: sglang#40076)", (b"logprobs",),
+)  # fmt: skip
+COMPLETION_LOGPROBS = Rule(
+    "logprobs", rw_sampling.completion_logprobs, "`logprobs` (int; < 0 or > `--max-logprobs`)",
+    "vLLM's 400 (SGLang has no cap)", (b"logprobs",),
+)  # fmt: skip
+RESPONSES_LOGPROBS = Rule(
+    "logprobs", rw_sampling.responses_logprobs, "`top_logprobs` > `--max-logprobs`", "vLLM's 400", (b"logprobs",)
+)
+REPETITION_PENALTY = Rule(
+    "repetition_penalty", rw_sampling.repetition_penalty, "`repetition_penalty` <= 0 or > 2",
+    "<= 0: vLLM's 400; > 2: a 400 naming SGLang's (0, 2] limit (no silent clamp)", (b"repetition_penalty",),
+)  # fmt: skip
+GENERATION_PROMPT = Rule(
+    "generation_prompt", rw_messages.generation_prompt,
+    "`add_generation_prompt: false` with a final assistant message; both it and `continue_final_message` true",
+    "`continue_final_message: true` (prefill); vLLM's 400. Other `false` cases: unchanged (SGLang ignores)",
+    (b"add_generation_prompt",),
+)  # fmt: skip
+GENERATION_PROMPT_CONFLICT = Rule(
+    "generation_prompt", rw_messages.generation_prompt_conflict,
+    "`add_generation_prompt` and `continue_final_message` both true", "vLLM's 400 (both are native here)",
+    (b"add_generation_prompt",),
+)  # fmt: skip
+GUIDED_LEGACY = Rule(
+    "guided_legacy", guided.guided_legacy,
+    "`guided_json`, `guided_regex`, `guided_choice`, `guided_grammar`, `structural_tag` (vLLM <= 0.11); "
+    "`guided_decoding_backend`, `guided_whitespace_pattern`",
+    "folded into `structured_outputs` (next rule); backend/whitespace knobs dropped; two kinds: vLLM's 400",
+    (b"guided_", b'"structural_tag"'),
+)  # fmt: skip
+STRUCTURED_CHAT = Rule(
+    "structured_outputs", guided.structured_outputs_chat,
+    "`structured_outputs.{json,regex,choice,grammar,json_object,structural_tag}`",
+    "`response_format` json_schema {name, schema} / `regex` / `regex` `(a|b)` / `ebnf` / `response_format` "
+    "json_object / `response_format` structural_tag; conflicts: vLLM's 400",
+    (b"structured_outputs",),
+)  # fmt: skip
+STRUCTURED_COMPLETION = Rule(
+    "structured_outputs", guided.structured_outputs_completion,
+    "`structured_outputs.{json,regex,choice,grammar,json_object,structural_tag}`",
+    "`json_schema` (a JSON string) / `regex` / `regex` `(a|b)` / `ebnf` / `response_format` json_object / "
+    "`response_format` structural_tag; conflicts: vLLM's 400",
+    (b"structured_outputs",),
+)  # fmt: skip
+REQUEST_ID = Rule(
+    "request_id", rw_sampling.request_id, "`request_id`", "`rid` (replaces a client `rid`)", (b"request_id",)
+)
+STOP_STR = Rule(
+    "include_stop_str_in_output", rw_sampling.stop_str, "`include_stop_str_in_output`",
+    "`no_stop_trim: true` when true; dropped when false", (b"include_stop_str_in_output",),
+)  # fmt: skip
+TOP_K = Rule(
+    "top_k", rw_sampling.top_k, "`top_k: 0` (disabled)", "`top_k: -1` (SGLang rejects 0)",
+    prefilter=regex_prefilter(rb'"top_k"\s*:\s*-?0(?![0-9])'),
+)  # fmt: skip
+TRUNCATE = Rule(
+    "truncate_prompt_tokens", rw_sampling.truncate_prompt_tokens, "`truncate_prompt_tokens`",
+    "dropped: SGLang has only the server-wide `--allow-auto-truncate`", (b"truncate_prompt_tokens",),
+)  # fmt: skip
+USER_CONTENT_NULL = Rule(
+    "user_content_null", rw_messages.user_content_null, "a `user` message with `content: null`",
+    '`content: ""` (vLLM reads null as empty; SGLang rejects it)', (b"null",),
+)  # fmt: skip
+CONTENT_PARTS = Rule(
+    "content_parts", rw_messages.content_parts,
+    "content parts: plain strings, `input_text`/`output_text`/`refusal`, text parts with null text, `thinking` "
+    "outside assistant messages, `input_image`, media parts without `type`",
+    "`text` parts; null-text parts removed; `image_url` parts; typed `image_url`/`audio_url`/`video_url`/"
+    "`input_audio` parts",
+    prefilter=regex_prefilter(rb'"content"\s*:\s*\['),
+)  # fmt: skip
+ASSISTANT_REASONING = Rule(
+    "assistant_reasoning", rw_messages.assistant_reasoning, "assistant message `reasoning` (vLLM 0.33's name)",
+    "`reasoning_content` (what SGLang and chat templates read)", (b'"reasoning"',),
+)  # fmt: skip
+TOOL_SCHEMAS = Rule(
+    "tool_schemas", rw_messages.tool_schemas,
+    "`tools[].function.parameters` (and message-level `tools`) schemas SGLang's 2020-12 check rejects",
+    "repaired schemas, see 'Tool-schema repair' below", (b'"parameters"',),
+)  # fmt: skip
+RERANK_TOP_N = Rule(
+    "top_n", rw_sampling.rerank_top_n, "`top_n: 0` (vLLM: all documents)", "dropped (SGLang rejects < 1)",
+    (b'"top_n"',),
+)  # fmt: skip
+
+
+def _nulls(fields: tuple[str, ...]) -> Rule:
+    return Rule(
+        "null_defaults", null_defaults(fields), f"`null` for {describe_nulls(fields)}",
+        "the field omitted, i.e. the default (SGLang types these as non-nullable)", (b"null",),
+    )  # fmt: skip
+
+
+_CHAT = (
+    STREAM_OPTIONS, CHAT_LOGPROBS, GENERATION_PROMPT, GUIDED_LEGACY, STRUCTURED_CHAT, MODEL, REPETITION_PENALTY,
+    REQUEST_ID, STOP_STR, TOP_K, TRUNCATE, _nulls(rw_sampling.NULLABLE_CHAT), USER_CONTENT_NULL, CONTENT_PARTS,
+    ASSISTANT_REASONING, TOOL_SCHEMAS,
+)  # fmt: skip
+_COMPLETION = (
+    STREAM_OPTIONS, COMPLETION_LOGPROBS, GUIDED_LEGACY, STRUCTURED_COMPLETION, MODEL, REPETITION_PENALTY,
+    REQUEST_ID, STOP_STR, TOP_K, TRUNCATE, _nulls(rw_sampling.NULLABLE_COMPLETION),
+)  # fmt: skip
+_RERANK = (MODEL, RERANK_TOP_N, TRUNCATE)
+
+ROUTE_RULES: Mapping[str, tuple[Rule, ...]] = MappingProxyType({
+    "/v1/chat/completions": _CHAT,
+    "/invocations": _CHAT,  # SageMaker; SGLang serves it as chat
+    "/v1/completions": _COMPLETION,
+    "/v1/responses": (
+        RESPONSES_LOGPROBS, MODEL, REPETITION_PENALTY, TOP_K, _nulls(rw_sampling.NULLABLE_RESPONSES), TOOL_SCHEMAS,
+    ),
+    "/v1/embeddings": (MODEL, REQUEST_ID, TRUNCATE),
+    "/tokenize": (
+        GENERATION_PROMPT_CONFLICT, MODEL, USER_CONTENT_NULL, CONTENT_PARTS, ASSISTANT_REASONING, TOOL_SCHEMAS,
+    ),
+    "/detokenize": (MODEL,),
+    "/v1/rerank": _RERANK,
+    "/rerank": _RERANK,
+})  # fmt: skip
+
+
+def rewrite(
+    route: str, body: dict[str, Any], config: MiddlewareConfig | RewriteContext, lora_names: Collection[str] = ()
+) -> RewriteResult:
+    """Translate one parsed request body for `route`. Never raises; unknown routes and non-object bodies pass.
+
+    `config` may be a prebuilt `RewriteContext` (cheapest); `lora_names` adds adapters loaded at runtime.
+    """
+    rules = ROUTE_RULES.get(route)
+    if not rules or not isinstance(body, dict):
+        return RewriteResult(body, False, (), None)
+    ctx = context_for(config, lora_names)
+    current = body
+    applied: list[str] = []
+    for rule in rules:
+        try:
+            out = rule.apply(current, ctx)
+        except Exception:  # a rule bug must not turn a forwardable request into a 500; tests call rules bare
+            continue
+        if out is None:
+            continue
+        if isinstance(out, VllmError):
+            return RewriteResult(body, False, (rule.name,), out)
+        current = out
+        applied.append(rule.name)
+    return RewriteResult(current, bool(applied), tuple(applied), None)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    triggers: tuple[bytes, ...]
+    prefiltered: tuple[Rule, ...]
+
+
+# A body spelling an ASCII letter or `_` as `\u00XX` could hide a trigger key from substring search.
+_ESCAPED_ASCII = re.compile(rb"\\u00[4-7][0-9a-fA-F]")
+
+
+def _plan(rules: tuple[Rule, ...]) -> _Plan:
+    triggers = sorted({t for rule in rules if rule.prefilter is None for t in rule.triggers})
+    return _Plan(tuple(triggers), tuple(rule for rule in rules if rule.prefilter is not None))
+
+
+_PLANS = {route: _plan(rules) for route, rules in ROUTE_RULES.items()}
+
+
+def needs_parse(route: str, raw: bytes, config: MiddlewareConfig | RewriteContext | None = None) -> bool:
+    """False only if `rewrite(route, parse(raw), config)` would surely change nothing and raise no error.
+
+    Without `config` the model check cannot compare names, so any `"model"` key means "parse".
+    """
+    plan = _PLANS.get(route)
+    if plan is None:
+        return False
+    data = bytes(raw) if not isinstance(raw, (bytes, bytearray)) else raw
+    if (b"\\u00" in data and _ESCAPED_ASCII.search(data)) or any(t in data for t in plan.triggers):
+        return True
+    ctx = None if config is None else context_for(config)
+    return any(rule.prefilter is not None and rule.prefilter(data, ctx) for rule in plan.prefiltered)
