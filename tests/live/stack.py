@@ -92,8 +92,8 @@ class Stack:
             return self.process.wait()
 
 
-def start_stack(tmp_path: Path, *vllm_args: str, **environ: str) -> Stack:
-    port = free_port_block()
+def start_stack(tmp_path: Path, *vllm_args: str, port: int | None = None, **environ: str) -> Stack:
+    port = port or free_port_block()
     run_dir = tmp_path / "run"
     env = {**os.environ, **SIM_KNOBS, "VLLM_SHIM_ENGINE": "sim", "VLLM_SHIM_RUN_DIR": str(run_dir), **environ}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)

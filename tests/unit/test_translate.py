@@ -53,7 +53,8 @@ CASES = [
     ),
     (
         "serve m --gpu-memory-utilization 0.8 --enable-sleep-mode --enforce-eager",
-        ["--enable-memory-saver", "--enable-weights-cpu-backup", "--disable-decode-cuda-graph", "--disable-prefill-cuda-graph"],
+        ["--enable-memory-saver", "--enable-weights-cpu-backup"]
+        + ["--disable-decode-cuda-graph", "--disable-prefill-cuda-graph"],
     ),
     ("serve m --served-model-name Qwen/Qwen3-8B qwen3", [("--served-model-name", "Qwen/Qwen3-8B")]),
     ("serve m --max-model-len 32k", [("--context-length", "32000")]),
