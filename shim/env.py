@@ -85,6 +85,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
         False,
         "vLLM's switch for `/sleep`, `/wake_up`, `/is_sleeping`, `/reset_prefix_cache`",
     ),
+    EnvVar("VLLM_SKIP_MODEL_NAME_VALIDATION", _bool, False, "vLLM's switch to accept any `model` name in requests"),
 )
 ENV = {var.name: var for var in ENV_VARS}
 
