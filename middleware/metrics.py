@@ -10,7 +10,8 @@ three blocks:
 Blocks 1 and 3 are rendered by prometheus_client's `generate_latest` on private registries (never the default
 one, and never multiprocess mode: the chart sets PROMETHEUS_MULTIPROC_DIR=/tmp for vLLM, and SGLang reads that
 directory too, so counters of ours kept there would leak into SGLang's page). Block 2 is not re-rendered:
-SGLang's own prometheus_client wrote it, and rendering ~1,000 samples again cost ~25 ms of CPU per scrape.
+SGLang's own prometheus_client wrote it, and rendering its ~1,000 samples again cost ~25 ms of CPU per scrape.
+`metrics_parse.split_page` checks its layout first; a page it refuses is read in full and re-rendered.
 
 Blocks 1 and 2 come from one upstream scrape, shared by every scrape within `cache_seconds`.
 """
@@ -56,7 +57,8 @@ SGLANG_PREFIX = "sglang:"
 
 
 class _OwnCounters(Collector):
-    """Plain dict counters: prometheus_client's Counter would use mmap files under PROMETHEUS_MULTIPROC_DIR."""
+    """Block 3: counters in plain dicts (prometheus_client's Counter would use mmap files under
+    PROMETHEUS_MULTIPROC_DIR), then the `engine_metrics_up` gauge, which the bridge sets before each render."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()  # the app may count from worker threads too
@@ -115,7 +117,11 @@ def sglang_families(families: list[Metric]) -> list[Metric]:
 
 
 class MetricsBridge:
-    """Serves /metrics (`render`) and counts what the app reports (the `Observer` methods)."""
+    """Serves /metrics (`render`) and counts what the app reports (the `Observer` methods).
+
+    `cache_seconds`: how long one scrape of SGLang serves. `stale_seconds`: how long after the last good scrape
+    its vLLM series may stand in for failed ones. `clock`: monotonic seconds, injectable for tests.
+    """
 
     content_type: str = CONTENT_TYPE
 
@@ -150,7 +156,7 @@ class MetricsBridge:
         if self._good_at is not None and self._clock() - self._good_at < self._stale_seconds:
             return self._vllm
         if not self._expired and self._good_at is not None:
-            logger.warning("SGLang /metrics still failing after %.0f s; leaving its last vLLM series out",
+            logger.warning("No good SGLang /metrics scrape for %.0f s; leaving its last vLLM series out",
                            self._stale_seconds)
         self._expired = True
         return b""
@@ -172,7 +178,7 @@ class MetricsBridge:
                 self._failed("metrics_fetch", exc)
                 return
             try:
-                # A few ms (~50 ms for a page that must be re-rendered): off the event loop, so streams keep flowing.
+                # ~10 ms of CPU (~50 ms for a page that must be re-rendered): off the event loop, so streams flow.
                 self._vllm, self._sglang = await asyncio.to_thread(self._render_upstream, text)
             except Exception as exc:
                 self._failed("metrics_parse", exc)

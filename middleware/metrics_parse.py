@@ -7,14 +7,16 @@ lines with two compiled regexes and reproduces the library parser's family group
 samples). Any line outside that shape (quoted UTF-8 names, timestamps, `__name__` labels, odd spacing) makes it
 hand the whole text to the library parser, so the result is always what the library would return.
 
-`split_page` is the scrape path's cheaper cut: it checks every line of a page against a grammar narrower than
-the library's, keeps the lines of the families to re-expose verbatim and parses only the families asked for.
+`split_page` is what a scrape uses: it checks that a page is laid out the way prometheus_client writes one,
+keeps the text of the families to pass on as it is and parses only the families asked for. `parse` is then
+only needed for pages it refuses.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import threading
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from itertools import islice, repeat
@@ -49,10 +51,18 @@ _VALUES_RE = re.compile(rf"{_NUMBER}(?:\n{_NUMBER})*")
 # `split_page` remembers what it has checked or read: a page repeats the same series scrape after scrape and only
 # the values change, and checking or reading the labels was most of its cost. `_LABELS` maps label text to the
 # labels read from it; those dicts are shared by every sample with the same labels, so nothing may change a
-# Sample's labels in place (`metrics_translate` only reads them). Both are emptied when they grow too big.
-_VALID_SERIES: set[str] = set()
+# Sample's labels in place (`metrics_translate` only reads them). Each is emptied when it grows too big.
+_SERIES: dict[str, str] = {}  # sample line without its value -> `_series_key`
+_SERIES_LOCK = threading.Lock()  # a scrape runs in a worker thread; a lookup must not meet another's clear()
 _LABELS: dict[str, dict[str, str]] = {}
 _CACHE_MAX = 8192
+
+
+def clear_caches() -> None:
+    """Forget what `split_page` has checked and read, as on a fresh start (benchmarks use it)."""
+    with _SERIES_LOCK:
+        _SERIES.clear()
+    _LABELS.clear()
 
 
 class Unusual(Exception):
@@ -160,7 +170,6 @@ def _family(name: str, doc: str, typ: str, samples: list[Sample]) -> Metric:
     return metric
 
 
-
 @dataclass
 class Page:
     passthrough: str  # the kept families' text, exactly as SGLang wrote it
@@ -173,14 +182,15 @@ def split_page(text: str, keep_prefix: str, wanted: Collection[str]) -> Page:
 
     Raises `Unusual` unless the page is laid out as `generate_latest` writes it: `# HELP`, `# TYPE`, then only
     that family's samples, each family once, and every kept sample line valid with no series (sample name
-    and labels as written) twice. So the kept text, pasted into a page of other families, adds no family and
-    no series twice and parses. Checked family by family and with set operations, not line by line: what a
-    line holds besides its value is checked once and remembered, as it recurs scrape after scrape.
+    and label set) twice. So the kept text, pasted into a page of other families, adds no family and no
+    series twice and parses. Checked family by family and with set operations, not line by line: what a line
+    holds besides its value is checked once and remembered, as it recurs scrape after scrape.
     """
     chunks = text.split("\n# HELP ")  # one family each, without its first line's `# HELP `
     if not chunks[0].startswith("# HELP ") or "__name__" in text:  # that label would rename a sample
         raise Unusual("not laid out as prometheus_client writes a page")
-    chunks[0], chunks[-1] = chunks[0][len("# HELP "):], chunks[-1].rstrip("\n")
+    chunks[0] = chunks[0][len("# HELP "):]
+    chunks[-1] = chunks[-1].rstrip("\n")  # the same chunk as above when the page has one family
     seen: set[str] = set()
     kept: list[str] = []
     kept_samples: list[str] = []
@@ -208,7 +218,7 @@ def _check_family(lines: list[str]) -> tuple[str, str]:
     if not prefixes:
         raise Unusual(f"no TYPE line right after HELP {name}")
     if '"' in lines[0]:
-        raise Unusual(lines[0])  # the library splits HELP lines quote-aware
+        raise Unusual(f"quotes in HELP {name}")  # the library splits HELP lines quote-aware
     if not all(map(str.startswith, islice(lines, 2, None), repeat(prefixes))):
         raise Unusual(f"a line in family {name} is not one of its samples")
     return name, name[:-6] if typ == "counter" and name.endswith("_total") else name
@@ -224,18 +234,29 @@ def _sample_prefixes(name: str, typ: str) -> tuple[str, ...]:
 
 def _check_samples(lines: list[str]) -> None:
     parts = list(map(str.rpartition, lines, repeat(" ")))  # (name and labels, " ", value)
-    series = set(map(itemgetter(0), parts))
-    if len(series) != len(lines):
-        raise Unusual("a series appears twice")
     if lines and _VALUES_RE.fullmatch("\n".join(map(itemgetter(2), parts))) is None:
         raise Unusual("a sample value is not a number")
-    new = series - _VALID_SERIES
-    if new:
-        if not all(map(_SERIES_RE.fullmatch, new)):
-            raise Unusual("a sample line is not valid exposition")
-        if len(_VALID_SERIES) + len(new) > _CACHE_MAX:
-            _VALID_SERIES.clear()
-        _VALID_SERIES.update(new)
+    series = list(map(itemgetter(0), parts))
+    with _SERIES_LOCK:
+        keys = list(map(_SERIES.get, series))
+        if None in keys:  # lines not seen on an earlier page
+            new = {text for text, key in zip(series, keys, strict=True) if key is None}
+            if len(_SERIES) + len(new) > _CACHE_MAX:
+                _SERIES.clear()
+                new = set(series)
+            _SERIES.update((text, _series_key(text)) for text in new)
+            keys = list(map(_SERIES.__getitem__, series))
+    if len(set(keys)) != len(series):
+        raise Unusual("a series appears twice")
+
+
+def _series_key(series: str) -> str:
+    """A sample line without its value, checked, as a key equal for equal labels in any order or escaping."""
+    if _SERIES_RE.fullmatch(series) is None:
+        raise Unusual(f"not valid exposition: {series}")
+    name, _, label_text = series.partition("{")
+    labels = {k: _LABEL_ESCAPE_RE.sub(_unescape, v) if "\\" in v else v for k, v in _PAIR_RE.findall(label_text)}
+    return f"{name}\n{sorted(labels.items())!r}"
 
 
 def _read_family(lines: list[str]) -> Metric:

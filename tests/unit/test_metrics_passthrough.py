@@ -66,25 +66,38 @@ def test_any_prometheus_client_page_is_kept_whole_or_refused(families: list[Metr
     assert _comparable(page.families) == _comparable(list(text_string_to_metric_families(text)))
 
 
-@pytest.mark.parametrize("text", [
-    "sglang:a 1\n",  # no HELP/TYPE: the library makes it an untyped family of its own
-    "# HELP sglang:a h\n# TYPE sglang:a gauge\nsglang:a 1\n# HELP sglang:b h\n# TYPE sglang:b gauge\nsglang:b 1\n"
-    "# HELP sglang:a h\n# TYPE sglang:a gauge\nsglang:a{x=\"1\"} 1\n",  # one family in two pieces
-    "# HELP sglang:a h\n# TYPE sglang:a gauge\nsglang:a{x=\"1\"} 1\nsglang:a{x=\"1\"} 2\n",  # a series twice
-    "# HELP sglang:a h\n# TYPE sglang:a gauge\nsglang:a 1\nsglang:b 2\n",  # another family's sample inside
-    "# HELP sglang:a h\n# TYPE sglang:a gauge\nsglang:a_count 1\n",  # not a gauge's sample name
-    "# HELP sglang:a h\n# TYPE sglang:a gauge\n\nsglang:a 1\n",  # blank line
-    "# HELP sglang:a h\n# TYPE sglang:a gauge\n# a comment\nsglang:a 1\n",
-    "# HELP sglang:a h\nsglang:a 1\n",  # no TYPE line
-    "# HELP sglang:a h\n# TYPE sglang:a info\nsglang:a 1\n",  # not a 0.0.4 type
-    '# HELP sglang:a say "hi"\n# TYPE sglang:a gauge\nsglang:a 1\n',
-    "# HELP sglang:a_total h\n# TYPE sglang:a_total counter\nsglang:a_total 1\n"
-    "# HELP sglang:a h\n# TYPE sglang:a gauge\nsglang:a 1\n",  # both read back as family `sglang:a`
-    "# HELP sglang:num_running_reqs h\n# TYPE sglang:num_running_reqs gauge\nsglang:num_running_reqs 1 1700000000\n",
+_A = "# HELP sglang:a h\n# TYPE sglang:a gauge\n"
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("sglang:a 1\n", "not laid out"),  # no HELP/TYPE: the library makes it an untyped family of its own
+    (_A + "sglang:a 1\n# HELP sglang:b h\n# TYPE sglang:b gauge\nsglang:b 1\n" + _A + "sglang:a{x=\"1\"} 1\n",
+     "more than one piece"),
+    ("# HELP sglang:a_total h\n# TYPE sglang:a_total counter\nsglang:a_total 1\n" + _A + "sglang:a 1\n",
+     "more than one piece"),  # both read back as family `sglang:a`
+    (_A + "sglang:a{x=\"1\"} 1\nsglang:a{x=\"1\"} 2\n", "appears twice"),
+    (_A + "sglang:a{x=\"1\",y=\"2\"} 1\nsglang:a{y=\"2\",x=\"1\"} 2\n", "appears twice"),  # label order
+    (_A + "sglang:a{x=\"\\\\q\"} 1\nsglang:a{x=\"\\q\"} 2\n", "appears twice"),  # both read as backslash, q
+    (_A + "sglang:a 1\nsglang:b 2\n", "not one of its samples"),  # another family's sample inside
+    (_A + "sglang:a_count 1\n", "not one of its samples"),  # not a gauge's sample name
+    (_A + "\nsglang:a 1\n", "not one of its samples"),  # blank line
+    (_A + "# a comment\nsglang:a 1\n", "not one of its samples"),
+    ("# HELP sglang:a h\nsglang:a 1\n", "no TYPE line"),
+    ("# HELP sglang:a h\n# TYPE sglang:a info\nsglang:a 1\n", "no TYPE line"),  # not a 0.0.4 type
+    ('# HELP sglang:a say "hi"\n# TYPE sglang:a gauge\nsglang:a 1\n', "quotes in HELP"),
+    (_A + "sglang:a 1 1700000000\n", "not valid exposition"),  # timestamp
+    (_A + "sglang:a{x=1} 1\n", "not valid exposition"),
+    (_A + "sglang:a 1_0\n", "not a number"),
+    (_A + "sglang:a{__name__=\"b\"} 1\n", "not laid out"),
 ])
-def test_pages_outside_the_layout_are_refused(text: str) -> None:
-    with pytest.raises(Unusual):
+def test_pages_outside_the_layout_are_refused(text: str, reason: str) -> None:
+    with pytest.raises(Unusual, match=reason):
         split_page(text, SGLANG_PREFIX, SOURCES)
+
+
+def test_a_page_of_one_family_is_kept() -> None:
+    text = _A + "sglang:a{x=\"1\"} 1.0\nsglang:a{x=\"2\"} +Inf\n"
+    assert split_page(text, SGLANG_PREFIX, {"sglang:a"}).passthrough == text
 
 
 def test_recorded_page_passes_through_byte_for_byte(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -112,10 +125,9 @@ def test_vllm_families_on_sglangs_page_are_dropped() -> None:
 
 
 @pytest.mark.parametrize("text", [
-    # The same series twice, labels in another order, in one family: a duplicate as written.
-    "# HELP sglang:a h\n# TYPE sglang:a gauge\nsglang:a{x=\"1\",y=\"2\"} 1\nsglang:a{x=\"1\",y=\"3\"} 2\n"
-    "sglang:a{y=\"2\",x=\"1\"} 3\n",
-    "# HELP sglang:a h\n# TYPE sglang:a gauge\nsglang:a{x=\"a\\\\b\"} 1\n",  # escapes
+    # The same series twice, its labels in another order: the page is re-rendered with one of them.
+    _A + "sglang:a{x=\"1\",y=\"2\"} 1\nsglang:a{x=\"1\",y=\"3\"} 2\nsglang:a{y=\"2\",x=\"1\"} 3\n",
+    _A + "sglang:a{x=\"a\\\\b\"} 1\n",  # escapes
 ])
 def test_whatever_the_page_the_result_parses_without_repeats(text: str) -> None:
     seen: set[tuple[str, frozenset[tuple[str, str]]]] = set()
