@@ -71,8 +71,8 @@ def route_table(ctx: AppContext) -> tuple[dict[str, Route], tuple[tuple[str, Rou
         ("/v1/rerank", POST, json_route(ctx, translate=_rerank(ctx), load=True)),
         ("/rerank", POST, json_route(ctx, upstream="/v1/rerank", translate=_rerank(ctx), load=True)),
         ("/v2/rerank", POST, json_route(ctx, upstream="/v1/rerank", translate=_rerank(ctx), load=True)),
+        ("/health", GET, vllm.health(ctx)),  # the engine's health, sleep-aware; haproxy's engine check
         # Proxied as they are.
-        ("/health", GET, raw_route(ctx)),
         ("/v1/audio/transcriptions", POST, raw_route(ctx)),
         # Served by the middleware.
         ("/metrics", GET, metrics_route(ctx)),  # SGLang's numbers under vLLM's names, beside SGLang's own

@@ -22,6 +22,8 @@ MODELS_PREFIX = "/v1/models/"
 # SGLang's /ping answers at once from the server status (its /health runs a generation and takes >= 1 s);
 # vLLM's /ping and /health only say whether the engine is alive.
 ENGINE_LIVENESS_PATH = "/ping"
+# Below haproxy's `timeout check` (5 s), so a slow SGLang /health is a clean 503, not a check timeout.
+ENGINE_HEALTH_TIMEOUT_S = 4.5
 # vLLM's tags → SGLang's memory tags. SGLang also keeps CUDA graphs, which belong with the weights.
 WAKE_TAGS = {"weights": ("weights", "cuda_graph"), "kv_cache": ("kv_cache",)}
 ALL_TAGS = ("kv_cache", "weights", "cuda_graph")
@@ -46,6 +48,25 @@ def ping(ctx: AppContext) -> Handler:
         except UpstreamError:
             alive = False
         await call.respond(200 if alive else 503, b"", headers=[])
+
+    return handle
+
+
+def health(ctx: AppContext) -> Handler:
+    """/health as vLLM means it: is the engine alive (haproxy's engine check reads this).
+
+    SGLang's own /health runs a one-token generation, which a sleeping engine (memory released) cannot do;
+    vLLM's /health does not change during sleep. So while asleep, SGLang's instant liveness check stands in
+    and the pod is not restarted by its liveness probe for sleeping.
+    """
+
+    async def handle(call: Call) -> None:
+        path = ENGINE_LIVENESS_PATH if ctx.state.sleeping_tags else "/health"
+        try:
+            healthy = (await ctx.engine.call("GET", path, timeout=ENGINE_HEALTH_TIMEOUT_S)).status == 200
+        except UpstreamError:
+            healthy = False
+        await call.respond(200 if healthy else 503, b"", headers=[])
 
     return handle
 

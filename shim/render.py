@@ -34,7 +34,7 @@ HAPROXY_STATE = """1
 srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state \
 bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr \
 srv_agent_addr srv_agent_port
-0 engine 0 engine 127.0.0.1 0 0 1 1 0 1 0 0 6 0 0 0 - {engine_port} - 0 0 - - 0
+0 engine 0 engine 127.0.0.1 0 0 1 1 0 1 0 0 6 0 0 0 - {middleware_port} - 0 0 - - 0
 0 middleware 0 middleware 127.0.0.1 0 0 1 1 0 1 0 0 6 0 0 0 - {middleware_port} - 0 0 - - 0
 """
 
@@ -106,14 +106,13 @@ def render(plan: Plan, *, as_root: bool = False) -> dict[str, str]:
         drain_seconds=plan.drain_seconds,
         bind=_bind(plan),
         middleware_port=plan.ports.middleware,
-        engine_port=plan.ports.engine,
         generation_timeout=GENERATION_TIMEOUT,
         check_timeout=CHECK_TIMEOUT,
         check_inter=CHECK_INTER,
         check_fall=CHECK_FALL,
         haproxy_errors=HAPROXY_ERRORS,
     )
-    state = HAPROXY_STATE.format(engine_port=plan.ports.engine, middleware_port=plan.ports.middleware)
+    state = HAPROXY_STATE.format(middleware_port=plan.ports.middleware)
     return {
         "supervisord.conf": supervisord,
         "haproxy.cfg": haproxy,

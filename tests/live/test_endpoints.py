@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -121,6 +122,11 @@ def test_runtime_lora_load_and_unload(stack: Stack) -> None:
 def test_sleep_and_wake_up(stack: Stack) -> None:
     assert httpx.post(stack.url + "/sleep?level=1", timeout=10).status_code == 200
     assert httpx.get(stack.url + "/is_sleeping", timeout=10).json() == {"is_sleeping": True}
+    # vLLM's /health does not change while asleep: the liveness probe must not restart a sleeping pod.
+    deadline = time.monotonic() + 6
+    while time.monotonic() < deadline:
+        assert stack.health() == 200
+        time.sleep(0.5)
     assert httpx.post(stack.url + "/wake_up", timeout=10).status_code == 200
     assert httpx.get(stack.url + "/is_sleeping", timeout=10).json() == {"is_sleeping": False}
 

@@ -67,7 +67,8 @@ def test_supervisord_parses_the_config(tmp_path: Path, line: str) -> None:
 def test_everything_but_haproxy_binds_loopback(tmp_path: Path) -> None:
     _, files = rendered(tmp_path, "serve m --host 0.0.0.0 --port 9300")
     assert "bind 0.0.0.0:9300" in files["haproxy.cfg"]
-    assert "127.0.0.1:9302" in files["haproxy.cfg"] and "127.0.0.1:9301" in files["haproxy.cfg"]
+    # haproxy talks only to the middleware (traffic, and the engine's health as the middleware sees it).
+    assert "127.0.0.1:9302" in files["haproxy.cfg"] and "127.0.0.1:9301" not in files["haproxy.cfg"]
     assert "--host 127.0.0.1 --port 9302" in files["supervisord.conf"]
     assert "--host 127.0.0.1 --port 9301" in files["supervisord.conf"]
     config = MiddlewareConfig.from_dict(__import__("json").loads(files["middleware.json"]))
