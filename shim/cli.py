@@ -14,6 +14,7 @@ from shim.errors import CliError
 from shim.help import serve_help, top_help
 from shim.plan import Plan, redact
 from shim.render import render
+from shim.stdio import ensure_reopenable_stdio
 from shim.translate import translate
 
 VERSION_LINE = f"{VLLM_COMPAT_VERSION} (vllm-to-sglang {__version__}: SGLang behind a vLLM-compatible front)"
@@ -64,6 +65,7 @@ def serve(argv: Sequence[str]) -> int:
     conf = str(run_dir / "supervisord.conf")
     sys.stdout.flush()
     sys.stderr.flush()
+    ensure_reopenable_stdio()
     os.execvp(plan.python, [plan.python, "-m", "supervisor.supervisord", "-n", "-c", conf])
     return 0  # not reached
 
