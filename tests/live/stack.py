@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -20,20 +21,29 @@ SIM_KNOBS = {
 }
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port_block(size: int = 3) -> int:
-    """A port p such that p .. p+size-1 are all free on 127.0.0.1 right now."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + size >= 65535:
-            continue
+    """A port p such that p .. p+size-1 are free on 127.0.0.1, chosen below the kernel's ephemeral range.
+
+    The stack binds its ports seconds after they are chosen; an ephemeral port could be taken in between by
+    any outgoing connection on the machine, a port below that range only by another listener.
+    """
+    low, _ = _ephemeral_range()
+    for _ in range(500):
+        base = random.randrange(10000, max(10001, low - size))
         sockets = []
         try:
             for port in range(base, base + size):
                 s = socket.socket()
-                s.bind(("127.0.0.1", port))
                 sockets.append(s)
+                s.bind(("127.0.0.1", port))
             return base
         except OSError:
             continue
