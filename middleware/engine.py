@@ -324,6 +324,8 @@ class Engine:
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"engine_url must be http://HOST:PORT (SGLang on loopback), not {config.engine_url!r}")
         self.host_header = parts.netloc.encode("idna")
+        # Prepended to every client request's target, as `url()` prepends base_url (empty from the shim).
+        self.path_prefix = parts.path.encode("ascii")
         self._address = (parts.hostname, parts.port or 80)
         self._pool: EnginePool | None = None
 

@@ -68,8 +68,10 @@ def prepare(ctx: AppContext, route: str, raw: bytes, parsed: dict[str, Any] | No
     if parsed is None:
         # Never parse what the rewrite does not need, but a body that is not even an object goes on to
         # the parser so the client gets the precise 400.
-        if raw.lstrip()[:1] == b"{" and _precheck_pays(rewriter, route, raw) and not rewriter.needs_parse(
-            route, raw, config
+        if (
+            raw.lstrip()[:1] == b"{"
+            and _precheck_pays(rewriter, route, raw)
+            and not rewriter.needs_parse(route, raw, config)
         ):
             return Prepared(raw, None)
         parsed_or_error = parse_object(raw)

@@ -48,7 +48,7 @@ def request_head(call: Call, path: str, engine: Engine) -> bytes:
     a path of ours (/score -> /v1/score) is percent-encoded. Header names arrive lower-cased (ASGI).
     """
     raw_path = call.scope.get("raw_path") if path == call.path else None
-    target = bytes(raw_path) if raw_path else quote(path, safe=PATH_SAFE).encode("ascii")
+    target = engine.path_prefix + (bytes(raw_path) if raw_path else quote(path, safe=PATH_SAFE).encode("ascii"))
     if call.query:
         target += b"?" + call.query
     auth = engine.auth
@@ -86,7 +86,7 @@ async def forward(
 
     The exchange runs in the request's own task and a watcher task cancels it when the client goes away:
     one extra task per request instead of two plus `asyncio.wait` (about a tenth of the middleware's CPU
-    per request, measured with bench/profile.py).
+    per request, measured with bench/pyspy.py).
     """
     task = asyncio.current_task()
     assert task is not None
