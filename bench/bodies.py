@@ -20,9 +20,10 @@ def small_chat(stream: bool = False) -> bytes:
     return orjson.dumps(body)
 
 
-def _tool(i: int) -> dict[str, Any]:
+def _tool(i: int, messy: bool) -> dict[str, Any]:
     """An MCP-server-style tool as OpenClaw forwards it: nested objects and arrays, enums, defaults, draft-07
-    `$schema`, `strict: true`, and (every fifth tool) a PHP-encoded empty map `properties: []` deep inside."""
+    `$schema`, `strict: true`; a messy one has what SGLang rejects deep inside: a PHP-encoded empty map
+    `properties: []` and `required: null` (sgl-project/sglang#35242)."""
     nested: dict[str, Any] = {
         "type": "object",
         "properties": {
@@ -34,8 +35,9 @@ def _tool(i: int) -> dict[str, Any]:
         "required": ["recursive"],
         "additionalProperties": False,
     }
-    if i % 5 == 0:
+    if messy:
         nested["properties"]["meta"]["properties"]["labels"] = {"type": "object", "properties": []}
+        nested["properties"]["meta"]["required"] = None
     params = {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "type": "object",
@@ -63,8 +65,10 @@ def _tool(i: int) -> dict[str, Any]:
     }
 
 
-def openclaw_dict(n_tools: int = 20) -> dict[str, Any]:
-    """An OpenClaw agent turn (pi-ai openai-completions shape): long system prompt, tool-call history, tools."""
+def openclaw_dict(n_tools: int = 20, messy_every: int = 5) -> dict[str, Any]:
+    """An OpenClaw agent turn (pi-ai openai-completions shape): long system prompt, tool-call history, tools.
+
+    Every `messy_every`-th tool needs repair before SGLang accepts it (0: none does, 1: all do)."""
     history: list[dict[str, Any]] = [{"role": "system", "content": "You are a personal assistant. " * 200}]
     for turn in range(6):
         history.append({"role": "user", "content": f"Please do step {turn}."})
@@ -74,7 +78,7 @@ def openclaw_dict(n_tools: int = 20) -> dict[str, Any]:
     return {
         "model": MODEL,
         "messages": history,
-        "tools": [_tool(i) for i in range(n_tools)],
+        "tools": [_tool(i, bool(messy_every) and i % messy_every == 0) for i in range(n_tools)],
         "stream": True,
         "stream_options": {"include_usage": True},
         "store": False,
