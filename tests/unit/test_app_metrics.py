@@ -17,7 +17,7 @@ import aiohttp
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from test_app_support import run, serve
+from test_app_support import close_app, run, serve
 
 from middleware.app import create_app
 from middleware.config import MiddlewareConfig
@@ -120,17 +120,6 @@ def test_metrics_speak_vllm_beside_sglangs_own_series(sim_url: str) -> None:
     assert sglang_lines(response.text) == sglang_lines(engine) and len(sglang_lines(engine)) > 100
 
 
-def _shutdown() -> Any:
-    messages = iter([{"type": "lifespan.shutdown"}])
-
-    async def receive() -> Any:
-        return next(messages)
-
-    return receive
-
-
-async def _ignore(message: Any) -> None:
-    pass
 
 
 def test_default_app_serves_its_own_bridge_without_credentials(sim_url: str) -> None:
@@ -140,7 +129,7 @@ def test_default_app_serves_its_own_bridge_without_credentials(sim_url: str) -> 
             assert (await client.post("/v1/chat/completions", json=CHAT, headers=AUTH)).status_code == 200
             assert (await client.get("/v1/models")).status_code == 401
             responses = await client.get("/metrics"), await client.get("/metrics/")
-        await app({"type": "lifespan"}, _shutdown(), _ignore)  # closes the engine session it made
+        await close_app(app)  # closes the engine session it made
         return responses
 
     plain, slash = run(go())

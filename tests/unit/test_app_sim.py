@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from test_app_support import run, serve
+from test_app_support import close_app, run, serve
 
 from middleware.app import create_app
 from middleware.config import MiddlewareConfig
@@ -49,23 +49,12 @@ def _calls(url: str, *requests: tuple[str, str, Any]) -> list[httpx.Response]:
             for method, path, body in requests:
                 content = body if isinstance(body, bytes) else orjson.dumps(body) if body is not None else None
                 out.append(await client.request(method, path, content=content, headers=JSON))
-            await app({"type": "lifespan"}, _shutdown_receive(), _ignore)
+            await close_app(app)
         return out
 
     return list(run(go()))
 
 
-def _shutdown_receive() -> Any:
-    messages = iter([{"type": "lifespan.shutdown"}])
-
-    async def receive() -> Any:
-        return next(messages)
-
-    return receive
-
-
-async def _ignore(message: Any) -> None:
-    pass
 
 
 CHAT = {"model": "alias", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}

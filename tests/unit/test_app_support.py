@@ -318,3 +318,16 @@ async def middleware(
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+async def close_app(app: Any) -> None:
+    """Run the app's lifespan shutdown, which closes the engine connections it made."""
+    messages = iter([{"type": "lifespan.shutdown"}])
+
+    async def receive() -> Any:
+        return next(messages)
+
+    async def ignore(message: Any) -> None:
+        pass
+
+    await app({"type": "lifespan"}, receive, ignore)
