@@ -5,11 +5,11 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 
 import jinja2
 
 from shim.errors import CliError
+from shim.options import data_text
 from shim.plan import Plan
 
 # SGLang's /health generates one token when idle (~1 s) and answers at once when busy. Two missed 5 s
@@ -88,7 +88,7 @@ def programs(plan: Plan) -> list[Program]:
 def _environment() -> jinja2.Environment:
     # Not HTML: no autoescape. StrictUndefined turns a missing plan value into an error, not an empty line.
     return jinja2.Environment(
-        loader=jinja2.FunctionLoader(lambda name: resources.files("shim.templates").joinpath(name).read_text()),
+        loader=jinja2.FunctionLoader(lambda name: data_text("shim.templates", name)),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,

@@ -7,22 +7,18 @@ rejected here exactly when real SGLang would reject it (unknown option or missin
 from __future__ import annotations
 
 import argparse
-import importlib.resources
 import json
 import re
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
+
+from shim.options import data_text
 
 FLAGS_FILE = "sglang-flags.json"
 
 
 def _flags_text() -> str:
-    try:
-        return importlib.resources.files("shim.conf").joinpath(FLAGS_FILE).read_text(encoding="utf-8")
-    except (ModuleNotFoundError, FileNotFoundError):
-        # A source checkout: `shim.conf` only exists once installed (it maps to the top-level conf/).
-        return (Path(__file__).parents[1] / "conf" / FLAGS_FILE).read_text(encoding="utf-8")
+    return data_text("shim.conf", FLAGS_FILE)
 
 
 def human_readable_int(value: str) -> int:

@@ -139,7 +139,10 @@ def test_kill_9_engine_takes_the_pod_down(slow_stack: Stack) -> None:
 
 def test_engine_crash_while_loading(tmp_path: Path) -> None:
     stack = start_stack(tmp_path, VLLM_SHIM_SIM_FAULT="crash_on_load", VLLM_SHIM_SIM_LOAD_SECONDS="4")
-    wait_exit(stack)
+    try:
+        wait_exit(stack)
+    finally:
+        stack.stop()
     assert "vllm-shim failfast: engine" in stack.log()
     assert not leftovers(stack), leftovers(stack)
 
@@ -200,7 +203,10 @@ def test_port_already_in_use_takes_the_pod_down_with_the_reason(tmp_path: Path, 
         squatter.bind(("127.0.0.1" if offset else "0.0.0.0", base + offset))
         squatter.listen()
         stack = start_stack(tmp_path, port=base)
-        wait_exit(stack, timeout=90)
+        try:
+            wait_exit(stack, timeout=90)
+        finally:
+            stack.stop()  # a failed expectation must not leave a stack running
     log = stack.log()
     # haproxy and the engine fail within startsecs (FATAL); the middleware's slow import gets it past
     # startsecs, so it is caught as a crash loop instead. Either way: the pod goes down, saying who.
