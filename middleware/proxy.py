@@ -13,7 +13,8 @@ from urllib.parse import quote
 from middleware import responses
 from middleware.asgi import JSON_HEADERS, Call, Headers, wait_for_disconnect
 from middleware.context import AppContext, SuccessTranslator
-from middleware.engine import ENGINE_BROKE_OFF, ENGINE_GARBLED, UPSTREAM_FAILURES, Engine, EngineResponse, classify
+from middleware.engine import ENGINE_BROKE_OFF, ENGINE_GARBLED, UPSTREAM_FAILURES, Engine, classify
+from middleware.engine_pool import EngineResponse
 
 # Hop-by-hop and per-connection headers (the list production-stack's router drops), plus the ones we
 # set ourselves: the engine's credentials (only when keys are configured), the request id and an identity
