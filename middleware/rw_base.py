@@ -123,16 +123,22 @@ def validation_message(message: str, parameter: str | None = None, value: Any = 
     return f"{message} ({', '.join(extras)})" if extras else message
 
 
+def map_items(items: list[Any], fix: Callable[[Any], Any]) -> list[Any]:
+    """`fix` applied to every item, copy-on-write: `items` itself when `fix` returned every item unchanged."""
+    out: list[Any] | None = None
+    for i, item in enumerate(items):
+        fixed = fix(item)
+        if fixed is not item:
+            if out is None:
+                out = list(items)
+            out[i] = fixed
+    return items if out is None else out
+
+
 def map_messages(body: Body, fix: Callable[[Any], Any]) -> Body | None:
     """Apply `fix` to every message; a new body if any message changed (`fix` returns the same object if not)."""
     messages = body.get("messages")
     if not isinstance(messages, list):
         return None
-    out: list[Any] | None = None
-    for i, message in enumerate(messages):
-        fixed = fix(message)
-        if fixed is not message:
-            if out is None:
-                out = list(messages)
-            out[i] = fixed
-    return None if out is None else {**body, "messages": out}
+    out = map_items(messages, fix)
+    return None if out is messages else {**body, "messages": out}

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from middleware.rw_base import map_items
 from middleware.rw_schema_check import is_clean
 from middleware.rw_schema_keywords import DROP, KEYWORDS, LIST, MAP, ONE, as_member
 
@@ -63,16 +64,7 @@ def _cached_repair(params: dict[str, Any]) -> Any:
 
 def repair_tools(tools: Any) -> Any:
     """Repair every tool's schema in a `tools` list; returns `tools` itself when nothing needed fixing."""
-    if not isinstance(tools, list):
-        return tools
-    out: list[Any] | None = None
-    for i, tool in enumerate(tools):
-        fixed = _repair_tool(tool)
-        if fixed is not tool:
-            if out is None:
-                out = list(tools)
-            out[i] = fixed
-    return tools if out is None else out
+    return map_items(tools, _repair_tool) if isinstance(tools, list) else tools
 
 
 def _repair_tool(tool: Any) -> Any:
