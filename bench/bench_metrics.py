@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT))
 from prometheus_client import generate_latest  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
-from middleware.metrics import SGLANG_PREFIX, MetricsBridge, render_families, sglang_families  # noqa: E402
-from middleware.metrics_parse import clear_caches, parse, split_page  # noqa: E402
-from middleware.metrics_translate import SOURCES, StopLedger, translate_families  # noqa: E402
+from middleware.metrics.bridge import SGLANG_PREFIX, MetricsBridge, render_families, sglang_families  # noqa: E402
+from middleware.metrics.parse import clear_caches, parse, split_page  # noqa: E402
+from middleware.metrics.translate import SOURCES, StopLedger, translate_families  # noqa: E402
 
 PAGE = (ROOT / "tests" / "data" / "sglang_metrics_page.txt").read_text()
 

@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import bodies  # bench/: the same OpenClaw body the proxy benchmark sends
 
 from middleware.config import MiddlewareConfig
-from middleware.rewrite import dump, needs_parse, rewrite
-from middleware.rw_base import RewriteContext
+from middleware.rewrite.base import RewriteContext
+from middleware.rewrite.route_rules import dump, needs_parse, rewrite
 
 ROUTE = "/v1/chat/completions"
 

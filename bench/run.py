@@ -300,7 +300,7 @@ def time_rewrite(repeat: int, quick: bool = False) -> dict[str, Any]:
 
     from middleware import rewrite
     from middleware.config import MiddlewareConfig
-    from middleware.rw_base import context_for
+    from middleware.rewrite.base import context_for
 
     config = MiddlewareConfig(served_model_names=(stack.MODEL,))
 

@@ -15,17 +15,17 @@ from typing import Any, cast
 
 import aiohttp
 
-from middleware import responses
-from middleware import routes_vllm as vllm
+from middleware import engine_replies
+from middleware import local_routes as vllm
 from middleware.asgi import METHOD_NOT_ALLOWED, NOT_FOUND, ASGIApp, Call, ClientGone, Receive, Scope, Send
 from middleware.auth import ApiKeyAuth
 from middleware.config import MiddlewareConfig
 from middleware.context import AppContext, Handler, Rewriter, SuccessTranslator
-from middleware.engine import Engine
+from middleware.engine.client import Engine
 from middleware.errors import VllmError
 from middleware.inbound import invocations_route, json_route, raw_route
-from middleware.metrics import MetricsBridge
-from middleware.metrics_route import metrics_route
+from middleware.metrics.bridge import MetricsBridge
+from middleware.metrics.route import metrics_route
 from middleware.observer import Observer
 
 log = logging.getLogger("middleware")
@@ -46,7 +46,7 @@ class Route:
 def _rerank(ctx: AppContext) -> SuccessTranslator:
     def translate(body: bytes, call: Call) -> bytes:
         model = call.state.get("model") or ctx.config.served_model_name
-        return responses.rerank(body, model, f"rerank-{uuid.uuid4().hex}")
+        return engine_replies.rerank(body, model, f"rerank-{uuid.uuid4().hex}")
 
     return translate
 
@@ -66,8 +66,8 @@ def route_table(ctx: AppContext) -> tuple[dict[str, Route], tuple[tuple[str, Rou
         ("/classify", POST, json_route(ctx, upstream="/v1/classify", load=True)),
         ("/invocations", POST, invocations_route(ctx)),
         # Same request, answer reshaped to vLLM's.
-        ("/tokenize", POST, json_route(ctx, translate=lambda body, call: responses.tokenize(body))),
-        ("/detokenize", POST, json_route(ctx, translate=lambda body, call: responses.detokenize(body))),
+        ("/tokenize", POST, json_route(ctx, translate=lambda body, call: engine_replies.tokenize(body))),
+        ("/detokenize", POST, json_route(ctx, translate=lambda body, call: engine_replies.detokenize(body))),
         ("/v1/rerank", POST, json_route(ctx, translate=_rerank(ctx), load=True)),
         ("/rerank", POST, json_route(ctx, upstream="/v1/rerank", translate=_rerank(ctx), load=True)),
         ("/v2/rerank", POST, json_route(ctx, upstream="/v1/rerank", translate=_rerank(ctx), load=True)),
@@ -190,14 +190,14 @@ def create_app(
     observer: Observer | None = None,
     rewriter: Rewriter | None = None,
 ) -> ASGIApp:
-    """The ASGI app. `client` is borrowed (not closed); `rewriter` defaults to `middleware.rewrite`.
+    """The ASGI app. `client` is borrowed (not closed); `rewriter` defaults to `middleware.rewrite.route_rules`.
 
     /metrics is served by a MetricsBridge: `observer` itself when it is one, else a new one for the served
     model name. Without an `observer` that bridge is also the observer, so its vllm_shim:* counters count
     this app's requests; an observer of another kind gets the counts instead (tests record them).
     """
     if rewriter is None:
-        rewriter = cast(Rewriter, importlib.import_module("middleware.rewrite"))
+        rewriter = cast(Rewriter, importlib.import_module("middleware.rewrite.route_rules"))
     metrics = observer if isinstance(observer, MetricsBridge) else MetricsBridge(config.served_model_name)
     ctx = AppContext(config, Engine(config, client), observer or metrics, rewriter, metrics)
     app = App(ctx)

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from middleware.asgi import Call
 from middleware.config import MiddlewareConfig
-from middleware.engine import Engine
+from middleware.engine.client import Engine
 from middleware.errors import VllmError
 from middleware.observer import Observer
 
@@ -19,7 +19,7 @@ SuccessTranslator = Callable[[bytes, Call], bytes]
 
 
 class MetricsPage(Protocol):
-    """What serves GET /metrics: `middleware.metrics.MetricsBridge`, fed the engine's page by `fetch`."""
+    """What serves GET /metrics: `middleware.metrics.bridge.MetricsBridge`, fed the engine's page by `fetch`."""
 
     content_type: str
 
@@ -34,7 +34,7 @@ class RewriteResult(Protocol):
 
 
 class Rewriter(Protocol):
-    """The interface of `middleware.rewrite` (owned elsewhere); `route` is the engine path."""
+    """The interface of `middleware.rewrite.route_rules` (owned elsewhere); `route` is the engine path."""
 
     def needs_parse(self, route: str, raw: bytes, config: MiddlewareConfig) -> bool: ...
 

@@ -1,7 +1,7 @@
 """The seam through which the app reports what happened to each request.
 
 `create_app(..., observer=...)` takes any object with these four methods. By default it is the app's
-`MetricsBridge` (middleware/metrics.py), which exposes the counts on /metrics as `vllm_shim:*` counters.
+`MetricsBridge` (middleware/metrics/bridge.py), which exposes the counts on /metrics as `vllm_shim:*` counters.
 `NullObserver` is for components used without an app (`ApiKeyAuth` on its own), so they never check for None.
 """
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import quote
 
-from middleware import responses
+from middleware import engine_replies
 from middleware.asgi import JSON_HEADERS, Call, Headers, wait_for_disconnect
 from middleware.context import AppContext, SuccessTranslator
-from middleware.engine import ENGINE_BROKE_OFF, ENGINE_GARBLED, UPSTREAM_FAILURES, Engine, classify
-from middleware.engine_pool import EngineResponse
+from middleware.engine.client import ENGINE_BROKE_OFF, ENGINE_GARBLED, UPSTREAM_FAILURES, Engine, classify
+from middleware.engine.pool import EngineResponse
 
 # Hop-by-hop and per-connection headers (the list production-stack's router drops), plus the ones we
 # set ourselves: the engine's credentials (only when keys are configured), the request id and an identity
@@ -152,7 +152,7 @@ async def _relay_whole(ctx: AppContext, call: Call, resp: EngineResponse, transl
         await call.respond_error(ENGINE_GARBLED)
         return
     if status >= 400:
-        status, payload = responses.translate_error(status, payload)
+        status, payload = engine_replies.translate_error(status, payload)
         headers = _json_type(headers)
     elif translate is not None:
         payload = translate(payload, call)
@@ -166,8 +166,8 @@ async def _relay_stream(ctx: AppContext, call: Call, resp: EngineResponse) -> No
         # Everything that arrived since the last send goes out as one message: under load, events
         # coalesce instead of queueing one send each.
         while chunk := await resp.readany():
-            if responses.SSE_ERROR_MARK in chunk:
-                chunk = responses.translate_sse_chunk(chunk)
+            if engine_replies.SSE_ERROR_MARK in chunk:
+                chunk = engine_replies.translate_sse_chunk(chunk)
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
     except UPSTREAM_FAILURES:
         ctx.observer.count_upstream_error("midstream")

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from middleware.config import MiddlewareConfig
-from middleware.rewrite import rewrite
+from middleware.rewrite.route_rules import rewrite
 from tests.contract.conftest import SGLangOracle
 
 pytestmark = pytest.mark.contract

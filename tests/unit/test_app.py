@@ -275,7 +275,7 @@ def test_observer_sees_every_request_with_its_route_template(upstream: tuple[Ups
 
 def test_default_rewriter_is_the_rewrite_module() -> None:
     try:
-        import middleware.rewrite  # noqa: F401
+        import middleware.rewrite.route_rules  # noqa: F401
     except ImportError:
         with pytest.raises(ImportError):
             create_app(MiddlewareConfig())

@@ -44,7 +44,7 @@ def test_every_log_line_names_the_program() -> None:
 
 
 def test_python_dash_m_middleware_serves(tmp_path: Path) -> None:
-    pytest.importorskip("middleware.rewrite", reason="middleware/rewrite.py has not landed yet")
+    pytest.importorskip("middleware.rewrite.route_rules", reason="middleware/rewrite/route_rules.py has not landed yet")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

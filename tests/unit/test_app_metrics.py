@@ -21,7 +21,7 @@ from test_app_support import close_app, run, serve
 
 from middleware.app import create_app
 from middleware.config import MiddlewareConfig
-from middleware.metrics import CONTENT_TYPE, MetricsBridge
+from middleware.metrics.bridge import CONTENT_TYPE, MetricsBridge
 
 sim_app = pytest.importorskip("sim.app", reason="the simulated engine has not landed")
 sim_cli = pytest.importorskip("sim.cli")

@@ -1,4 +1,4 @@
-"""Table tests for middleware/responses.py: engine bodies in, vLLM bodies out."""
+"""Table tests for middleware/engine_replies.py: engine bodies in, vLLM bodies out."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import orjson
 import pytest
 from test_app_support import SGLANG_VALIDATION_400, SSE_ERROR_EVENT
 
-from middleware import responses
+from middleware import engine_replies
 
 JSONSCHEMA_DUMP = (
     "Tool 0 function has invalid 'parameters' schema: [] is not of type 'object'\n\n"
@@ -107,7 +107,7 @@ ERROR_CASES: list[tuple[str, int, Any, int, dict[str, Any] | None]] = [
 )
 def test_translate_error(name: str, status: int, body: Any, want_status: int, want: dict[str, Any] | None) -> None:
     raw = orjson.dumps(body)
-    got_status, got_body = responses.translate_error(status, raw)
+    got_status, got_body = engine_replies.translate_error(status, raw)
     assert got_status == want_status
     if want is None:
         assert got_body == raw
@@ -125,7 +125,7 @@ def test_translate_error(name: str, status: int, body: Any, want_status: int, wa
     ],
 )
 def test_translate_error_non_json(status: int, raw: bytes, message: str) -> None:
-    got_status, body = responses.translate_error(status, raw)
+    got_status, body = engine_replies.translate_error(status, raw)
     assert got_status == status
     assert orjson.loads(body)["error"]["message"] == message
 
@@ -135,17 +135,17 @@ def test_validation_dump_with_json_decode_context() -> None:
         "1 validation error:\n  {'type': 'json_invalid', 'loc': ('body', 1), 'msg': 'JSON decode error', 'input': {},"
         " 'ctx': {'error': 'Expecting value'}}\n\n  Endpoint: POST /v1/completions [...]"
     )
-    assert responses.short_message(message) == ("1 validation error: 1: JSON decode error (Expecting value)", "1")
+    assert engine_replies.short_message(message) == ("1 validation error: 1: JSON decode error (Expecting value)", "1")
 
 
 def test_validation_dump_with_non_literal_input_falls_back_to_regex() -> None:
     message = "2 validation errors:\n  {'type': 'x', 'loc': ('body', 'top_k'), 'msg': 'bad', 'input': <object>}"
-    assert responses.short_message(message) == ("2 validation errors: top_k: bad", "top_k")
+    assert engine_replies.short_message(message) == ("2 validation errors: top_k: bad", "top_k")
 
 
 def test_long_message_is_capped() -> None:
-    message, _ = responses.short_message("x" * 5000)
-    assert len(message) == responses.MAX_MESSAGE_CHARS
+    message, _ = engine_replies.short_message("x" * 5000)
+    assert len(message) == engine_replies.MAX_MESSAGE_CHARS
 
 
 SSE_CASES = [
@@ -170,16 +170,16 @@ SSE_CASES = [
 
 @pytest.mark.parametrize(("name", "chunk", "want"), SSE_CASES, ids=[c[0] for c in SSE_CASES])
 def test_translate_sse_chunk(name: str, chunk: bytes, want: bytes) -> None:
-    assert responses.translate_sse_chunk(chunk) == want
+    assert engine_replies.translate_sse_chunk(chunk) == want
 
 
 SHAPE_CASES = [
-    ("tokenize", responses.tokenize, {"tokens": [1], "count": 1, "max_model_len": 8},
+    ("tokenize", engine_replies.tokenize, {"tokens": [1], "count": 1, "max_model_len": 8},
      {"tokens": [1], "count": 1, "max_model_len": 8, "token_strs": None}),
-    ("tokenize-keeps-token-strs", responses.tokenize, {"tokens": [1], "token_strs": ["a"]},
+    ("tokenize-keeps-token-strs", engine_replies.tokenize, {"tokens": [1], "token_strs": ["a"]},
      {"tokens": [1], "token_strs": ["a"]}),
-    ("detokenize", responses.detokenize, {"text": "hello"}, {"prompt": "hello"}),
-    ("detokenize-unknown-shape", responses.detokenize, {"prompt": "x"}, {"prompt": "x"}),
+    ("detokenize", engine_replies.detokenize, {"text": "hello"}, {"prompt": "hello"}),
+    ("detokenize-unknown-shape", engine_replies.detokenize, {"prompt": "x"}, {"prompt": "x"}),
 ]  # fmt: skip
 
 
@@ -193,7 +193,7 @@ def test_rerank_shape() -> None:
         {"score": 0.9, "document": "b", "index": 1, "meta_info": {"prompt_tokens": 7}},
         {"score": 0.1, "index": 0},
     ]
-    got = orjson.loads(responses.rerank(orjson.dumps(sglang), "m", "rerank-1"))
+    got = orjson.loads(engine_replies.rerank(orjson.dumps(sglang), "m", "rerank-1"))
     assert got == {
         "id": "rerank-1",
         "model": "m",
@@ -207,4 +207,4 @@ def test_rerank_shape() -> None:
 
 @pytest.mark.parametrize("raw", [b"not json", b'{"results": []}', b"[1, 2]"])
 def test_rerank_unknown_shapes_pass_untouched(raw: bytes) -> None:
-    assert responses.rerank(raw, "m", "id") == raw
+    assert engine_replies.rerank(raw, "m", "id") == raw

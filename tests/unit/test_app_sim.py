@@ -41,7 +41,7 @@ def _config(url: str) -> MiddlewareConfig:
 
 def _calls(url: str, *requests: tuple[str, str, Any]) -> list[httpx.Response]:
     async def go() -> list[httpx.Response]:
-        app = create_app(_config(url))  # the real middleware.rewrite
+        app = create_app(_config(url))  # the real middleware.rewrite.route_rules
         transport = httpx.ASGITransport(app=app)
         auth = {"authorization": "Bearer k2"}
         out = []

@@ -26,7 +26,7 @@ from middleware.config import MiddlewareConfig
 from middleware.errors import VllmError
 
 # ----------------------------------------------------------------------------------------------------------
-# Fake rewrite (the real middleware/rewrite.py is another engineer's): renames `guided_regex` to `regex`,
+# Fake rewrite (the real middleware/rewrite/route_rules.py is another engineer's): renames `guided_regex` to `regex`,
 # returns an error for `"reject": true`, raises TypeError for `"explode": true`, and skips parsing bodies
 # that contain the marker `"fast"`.
 

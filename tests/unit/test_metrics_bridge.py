@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from middleware.metrics import MetricsBridge, render_families
+from middleware.metrics.bridge import MetricsBridge, render_families
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PAGE = (ROOT / "tests" / "data" / "sglang_metrics_page.txt").read_text()
@@ -147,7 +147,7 @@ def test_failed_fetch_serves_last_good_vllm_series(caplog: pytest.LogCaptureFixt
     bridge = MetricsBridge("served", cache_seconds=0.0)
     good = sample_values(render(bridge, upstream))
     upstream.error = OSError("connection refused")
-    with caplog.at_level(logging.WARNING, logger="middleware.metrics"):
+    with caplog.at_level(logging.WARNING, logger="middleware.metrics.bridge"):
         render(bridge, upstream)
         body = render(bridge, upstream)
     values = sample_values(body)
@@ -169,7 +169,7 @@ def test_stale_vllm_series_are_served_for_a_bounded_time(caplog: pytest.LogCaptu
     good = sample_values(render(bridge, upstream))
     assert _up(good) == 1
     upstream.error = OSError("connection refused")
-    with caplog.at_level(logging.WARNING, logger="middleware.metrics"):
+    with caplog.at_level(logging.WARNING, logger="middleware.metrics.bridge"):
         for now, served in [(110.0, True), (129.9, True), (130.0, False), (200.0, False)]:
             clock.now = now
             values = sample_values(render(bridge, upstream))
@@ -254,7 +254,7 @@ def test_default_registry_and_multiprocess_dir_are_left_alone(tmp_path: Path) ->
     script = f"""
 import asyncio
 from prometheus_client import REGISTRY
-from middleware.metrics import MetricsBridge
+from middleware.metrics.bridge import MetricsBridge
 before = sorted(m.name for m in REGISTRY.collect())
 bridge = MetricsBridge("served")
 bridge.count_request("/v1/models", 200)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from middleware.metrics import MetricsBridge
+from middleware.metrics.bridge import MetricsBridge
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PAGE = (ROOT / "tests" / "data" / "sglang_metrics_page.txt").read_text()

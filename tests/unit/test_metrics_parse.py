@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from middleware import metrics_parse
-from middleware.metrics import render_families
-from middleware.metrics_parse import parse
+from middleware.metrics import parse as parse_module
+from middleware.metrics.bridge import render_families
+from middleware.metrics.parse import parse
 
 PAGE = (Path(__file__).resolve().parent.parent / "data" / "sglang_metrics_page.txt").read_text()
 
@@ -39,7 +39,7 @@ def test_recorded_page_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> N
     def no_fallback(text: str) -> list[Metric]:
         raise AssertionError("fell back to the library parser")
 
-    monkeypatch.setattr(metrics_parse, "text_string_to_metric_families", no_fallback)
+    monkeypatch.setattr(parse_module, "text_string_to_metric_families", no_fallback)
     assert len(parse(PAGE)) == 167
 
 

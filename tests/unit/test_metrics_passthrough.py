@@ -12,10 +12,10 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from test_metrics_parse import _families
 
-from middleware import metrics
-from middleware.metrics import SGLANG_PREFIX, MetricsBridge, render_families
-from middleware.metrics_parse import Unusual, parse, split_page
-from middleware.metrics_translate import SOURCES, StopLedger, translate_families
+from middleware.metrics import bridge
+from middleware.metrics.bridge import SGLANG_PREFIX, MetricsBridge, render_families
+from middleware.metrics.parse import Unusual, parse, split_page
+from middleware.metrics.translate import SOURCES, StopLedger, translate_families
 
 PAGE = (Path(__file__).resolve().parent.parent / "data" / "sglang_metrics_page.txt").read_text()
 
@@ -104,7 +104,7 @@ def test_recorded_page_passes_through_byte_for_byte(monkeypatch: pytest.MonkeyPa
     def no_full_parse(text: str) -> list[Metric]:
         raise AssertionError("read the whole page")
 
-    monkeypatch.setattr(metrics, "parse", no_full_parse)
+    monkeypatch.setattr(bridge, "parse", no_full_parse)
     body = _render(PAGE)
     before, page, after = body.partition(PAGE)
     assert page

@@ -10,8 +10,8 @@ import pytest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from middleware.metrics import render_families
-from middleware.metrics_translate import translate
+from middleware.metrics.bridge import render_families
+from middleware.metrics.translate import translate
 
 PAGE = (Path(__file__).resolve().parent.parent / "data" / "sglang_metrics_page.txt").read_text()
 SGLANG = list(text_string_to_metric_families(PAGE))  # the reference reading, by the library parser

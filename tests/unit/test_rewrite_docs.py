@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from middleware.rewrite import ROUTE_RULES
-from middleware.rw_docs import BEGIN, END, render, splice
+from middleware.rewrite.docs import BEGIN, END, render, splice
+from middleware.rewrite.route_rules import ROUTE_RULES
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "request-translation.md"
 
 
 def test_generated_tables_are_current() -> None:
     text = DOC.read_text()
-    assert splice(text) == text, "run `python -m middleware.rw_docs` to regenerate the tables"
+    assert splice(text) == text, "run `python -m middleware.rewrite.docs` to regenerate the tables"
 
 
 def test_every_rule_and_route_is_documented() -> None:

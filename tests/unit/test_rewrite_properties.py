@@ -17,9 +17,9 @@ from jsonschema import Draft202012Validator
 
 from middleware.config import LoraModule, MiddlewareConfig
 from middleware.errors import VllmError
-from middleware.rewrite import _ESCAPED_ASCII as ESCAPED_ASCII
-from middleware.rewrite import ROUTE_RULES, RewriteResult, dump, needs_parse, rewrite
-from middleware.rw_base import RewriteContext
+from middleware.rewrite.base import RewriteContext
+from middleware.rewrite.route_rules import _ESCAPED_ASCII as ESCAPED_ASCII
+from middleware.rewrite.route_rules import ROUTE_RULES, RewriteResult, dump, needs_parse, rewrite
 from tests.unit.test_schema_repair import MESSY_SCHEMAS
 
 CONFIG = MiddlewareConfig(served_model_names=("qwen3", "alias"), lora_modules=(LoraModule("lora-a", "/a"),))

@@ -1,4 +1,4 @@
-"""Table-driven tests: one row per behaviour of each rule in `middleware.rewrite.ROUTE_RULES`.
+"""Table-driven tests: one row per behaviour of each rule in `middleware.rewrite.route_rules.ROUTE_RULES`.
 
 Each row is (route, request body, expected). `expected` is the body SGLang must receive, `SAME` (forwarded
 untouched), or `Err(...)` (the 4xx vLLM itself answers). Every row is also checked for idempotence and for
@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from middleware.config import LoraModule, MiddlewareConfig
-from middleware.rewrite import ROUTE_RULES, dump, needs_parse, rewrite
+from middleware.rewrite.route_rules import ROUTE_RULES, dump, needs_parse, rewrite
 
 CHAT, COMPLETIONS, RESPONSES = "/v1/chat/completions", "/v1/completions", "/v1/responses"
 CONFIG = MiddlewareConfig(

@@ -1,4 +1,4 @@
-"""Tool-schema repair (`middleware/schema.py`): every form SGLang's 2020-12 check rejects but vLLM accepts."""
+"""Tool-schema repair (`middleware/rewrite/schema.py`): every form SGLang's 2020-12 check rejects but vLLM accepts."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from middleware.rw_schema_check import is_clean
-from middleware.rw_schema_keywords import KEYWORDS, normalize_type
-from middleware.schema import NO_ARGUMENTS, repair_parameters, repair_schema, repair_tools
+from middleware.rewrite.schema import NO_ARGUMENTS, repair_parameters, repair_schema, repair_tools
+from middleware.rewrite.schema_check import is_clean
+from middleware.rewrite.schema_keywords import KEYWORDS, normalize_type
 
 CASES: list[tuple[str, Any, Any]] = [
     ("properties-list", {"type": "object", "properties": []}, {"type": "object", "properties": {}}),

@@ -11,7 +11,7 @@ import pytest
 from test_app_support import Upstream, make_config, middleware, run, upstream
 
 from middleware.config import LoraModule, MiddlewareConfig
-from middleware.models import model_cards
+from middleware.model_cards import model_cards
 
 __all__ = ["upstream"]
 

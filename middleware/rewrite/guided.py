@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from middleware.errors import VllmError
-from middleware.rw_base import Body, RewriteContext, RuleResult, bad_request, without
+from middleware.rewrite.base import Body, RewriteContext, RuleResult, bad_request, without
 
 LEGACY = {
     "guided_json": "json",

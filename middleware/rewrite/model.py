@@ -9,7 +9,7 @@ model for any other string, so a vLLM-style adapter name would quietly lose its 
 from __future__ import annotations
 
 from middleware.errors import VllmError
-from middleware.rw_base import Body, RewriteContext, RuleResult
+from middleware.rewrite.base import Body, RewriteContext, RuleResult
 
 _KEY = b'"model"'
 _JSON_SPACE = b" \t\r\n"

@@ -1,7 +1,7 @@
 """Tool-schema repair: make every tool `parameters` schema that vLLM accepts also pass SGLang 0.5.23.
 
 vLLM never validates tool schemas; SGLang checks each one against the JSON Schema 2020-12 metaschema and
-answers 400 on the first violation (see `rw_schema_keywords` for the per-keyword policy). The walk here is
+answers 400 on the first violation (see `schema_keywords` for the per-keyword policy). The walk here is
 iterative with an explicit stack, so a 10,000-level schema neither raises RecursionError nor crashes, and it
 is copy-on-write: an untouched subtree is returned as the very same object, a repaired node is a new dict,
 and only the ancestors of repaired nodes are copied. The input is never mutated.
@@ -14,9 +14,9 @@ from typing import Any
 
 import orjson
 
-from middleware.rw_base import map_items
-from middleware.rw_schema_check import is_clean
-from middleware.rw_schema_keywords import DROP, KEYWORDS, LIST, MAP, ONE, as_member
+from middleware.rewrite.base import map_items
+from middleware.rewrite.schema_check import is_clean
+from middleware.rewrite.schema_keywords import DROP, KEYWORDS, LIST, MAP, ONE, as_member
 
 # What a tool with unusable `parameters` (a list, a string, a number) gets: "takes no arguments".
 NO_ARGUMENTS: dict[str, Any] = {"type": "object", "properties": {}}

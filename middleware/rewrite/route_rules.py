@@ -3,7 +3,7 @@
 `rewrite(route, body, config)` runs a route's rules in order over a parsed body and returns a new body (the
 input is never mutated), whether anything changed, which rules changed it, or the 4xx vLLM itself would
 answer. `needs_parse(route, raw)` is the byte-level pre-check that lets the proxy forward untouched bytes
-without parsing. The table is rendered into docs/request-translation.md (`middleware/rw_docs.py`).
+without parsing. The table is rendered into docs/request-translation.md (`middleware/rewrite/docs.py`).
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from middleware import guided, rw_messages, rw_sampling
 from middleware.config import MiddlewareConfig
 from middleware.errors import VllmError
-from middleware.rw_base import RewriteContext, Rule, context_for, regex_prefilter
-from middleware.rw_dump import dump
-from middleware.rw_model import model, model_prefilter
-from middleware.rw_sampling import describe_nulls, null_defaults
+from middleware.rewrite import guided, messages, sampling
+from middleware.rewrite.base import RewriteContext, Rule, context_for, regex_prefilter
+from middleware.rewrite.dump import dump
+from middleware.rewrite.model import model, model_prefilter
+from middleware.rewrite.sampling import describe_nulls, null_defaults
 
 __all__ = ["ROUTE_RULES", "RewriteContext", "RewriteResult", "Rule", "dump", "needs_parse", "rewrite"]
 
@@ -39,32 +39,32 @@ MODEL = Rule(
     prefilter=model_prefilter,
 )  # fmt: skip
 STREAM_OPTIONS = Rule(
-    "stream_options", rw_sampling.stream_options, "`stream_options` without `stream: true`",
+    "stream_options", sampling.stream_options, "`stream_options` without `stream: true`",
     "vLLM's 400 (SGLang would ignore the options)", (b"stream_options",),
 )  # fmt: skip
 CHAT_LOGPROBS = Rule(
-    "logprobs", rw_sampling.chat_logprobs, "`top_logprobs` (< 0, without `logprobs`, > `--max-logprobs`)",
+    "logprobs", sampling.chat_logprobs, "`top_logprobs` (< 0, without `logprobs`, > `--max-logprobs`)",
     "vLLM's 400 (SGLang has no cap: sglang#40076)", (b"logprobs",),
 )  # fmt: skip
 COMPLETION_LOGPROBS = Rule(
-    "logprobs", rw_sampling.completion_logprobs, "`logprobs` (int; < 0 or > `--max-logprobs`)",
+    "logprobs", sampling.completion_logprobs, "`logprobs` (int; < 0 or > `--max-logprobs`)",
     "vLLM's 400 (SGLang has no cap)", (b"logprobs",),
 )  # fmt: skip
 RESPONSES_LOGPROBS = Rule(
-    "logprobs", rw_sampling.responses_logprobs, "`top_logprobs` > `--max-logprobs`", "vLLM's 400", (b"logprobs",)
+    "logprobs", sampling.responses_logprobs, "`top_logprobs` > `--max-logprobs`", "vLLM's 400", (b"logprobs",)
 )
 REPETITION_PENALTY = Rule(
-    "repetition_penalty", rw_sampling.repetition_penalty, "`repetition_penalty` <= 0 or > 2",
+    "repetition_penalty", sampling.repetition_penalty, "`repetition_penalty` <= 0 or > 2",
     "<= 0: vLLM's 400; > 2: a 400 naming SGLang's (0, 2] limit (no silent clamp)", (b"repetition_penalty",),
 )  # fmt: skip
 GENERATION_PROMPT = Rule(
-    "generation_prompt", rw_messages.generation_prompt,
+    "generation_prompt", messages.generation_prompt,
     "`add_generation_prompt: false` with a final assistant message; both it and `continue_final_message` true",
     "`continue_final_message: true` (prefill); vLLM's 400. Other `false` cases: unchanged (SGLang ignores)",
     (b"add_generation_prompt",),
 )  # fmt: skip
 GENERATION_PROMPT_CONFLICT = Rule(
-    "generation_prompt", rw_messages.generation_prompt_conflict,
+    "generation_prompt", messages.generation_prompt_conflict,
     "`add_generation_prompt` and `continue_final_message` both true", "vLLM's 400 (both are native here)",
     (b"add_generation_prompt",),
 )  # fmt: skip
@@ -90,26 +90,26 @@ STRUCTURED_COMPLETION = Rule(
     (b"structured_outputs",),
 )  # fmt: skip
 REQUEST_ID = Rule(
-    "request_id", rw_sampling.request_id, "`request_id`", "`rid` (replaces a client `rid`)", (b"request_id",)
+    "request_id", sampling.request_id, "`request_id`", "`rid` (replaces a client `rid`)", (b"request_id",)
 )
 STOP_STR = Rule(
-    "include_stop_str_in_output", rw_sampling.stop_str, "`include_stop_str_in_output`",
+    "include_stop_str_in_output", sampling.stop_str, "`include_stop_str_in_output`",
     "`no_stop_trim: true` when true; dropped when false", (b"include_stop_str_in_output",),
 )  # fmt: skip
 TOP_K = Rule(
-    "top_k", rw_sampling.top_k, "`top_k: 0` (disabled)", "`top_k: -1` (SGLang rejects 0)",
+    "top_k", sampling.top_k, "`top_k: 0` (disabled)", "`top_k: -1` (SGLang rejects 0)",
     prefilter=regex_prefilter(rb'"top_k"\s*:\s*-?0(?![0-9])'),
 )  # fmt: skip
 TRUNCATE = Rule(
-    "truncate_prompt_tokens", rw_sampling.truncate_prompt_tokens, "`truncate_prompt_tokens`",
+    "truncate_prompt_tokens", sampling.truncate_prompt_tokens, "`truncate_prompt_tokens`",
     "dropped: SGLang has only the server-wide `--allow-auto-truncate`", (b"truncate_prompt_tokens",),
 )  # fmt: skip
 USER_CONTENT_NULL = Rule(
-    "user_content_null", rw_messages.user_content_null, "a `user` message with `content: null`",
+    "user_content_null", messages.user_content_null, "a `user` message with `content: null`",
     '`content: ""` (vLLM reads null as empty; SGLang rejects it)', (b"null",),
 )  # fmt: skip
 CONTENT_PARTS = Rule(
-    "content_parts", rw_messages.content_parts,
+    "content_parts", messages.content_parts,
     "content parts: plain strings, `input_text`/`output_text`/`refusal`, text parts with null text, `thinking` "
     "outside assistant messages, `input_image`, media parts without `type`",
     "`text` parts; null-text parts removed; `image_url` parts; typed `image_url`/`audio_url`/`video_url`/"
@@ -117,16 +117,16 @@ CONTENT_PARTS = Rule(
     prefilter=regex_prefilter(rb'"content"\s*:\s*\['),
 )  # fmt: skip
 ASSISTANT_REASONING = Rule(
-    "assistant_reasoning", rw_messages.assistant_reasoning, "assistant message `reasoning` (vLLM 0.33's name)",
+    "assistant_reasoning", messages.assistant_reasoning, "assistant message `reasoning` (vLLM 0.33's name)",
     "`reasoning_content` (what SGLang and chat templates read)", (b'"reasoning"',),
 )  # fmt: skip
 TOOL_SCHEMAS = Rule(
-    "tool_schemas", rw_messages.tool_schemas,
+    "tool_schemas", messages.tool_schemas,
     "`tools[].function.parameters` (and message-level `tools`) schemas SGLang's 2020-12 check rejects",
     "repaired schemas, see 'Tool-schema repair' below", (b'"parameters"',),
 )  # fmt: skip
 RERANK_TOP_N = Rule(
-    "top_n", rw_sampling.rerank_top_n, "`top_n: 0` (vLLM: all documents)", "dropped (SGLang rejects < 1)",
+    "top_n", sampling.rerank_top_n, "`top_n: 0` (vLLM: all documents)", "dropped (SGLang rejects < 1)",
     (b'"top_n"',),
 )  # fmt: skip
 
@@ -140,12 +140,12 @@ def _nulls(fields: tuple[str, ...]) -> Rule:
 
 _CHAT = (
     STREAM_OPTIONS, CHAT_LOGPROBS, GENERATION_PROMPT, GUIDED_LEGACY, STRUCTURED_CHAT, MODEL, REPETITION_PENALTY,
-    REQUEST_ID, STOP_STR, TOP_K, TRUNCATE, _nulls(rw_sampling.NULLABLE_CHAT), USER_CONTENT_NULL, CONTENT_PARTS,
+    REQUEST_ID, STOP_STR, TOP_K, TRUNCATE, _nulls(sampling.NULLABLE_CHAT), USER_CONTENT_NULL, CONTENT_PARTS,
     ASSISTANT_REASONING, TOOL_SCHEMAS,
 )  # fmt: skip
 _COMPLETION = (
     STREAM_OPTIONS, COMPLETION_LOGPROBS, GUIDED_LEGACY, STRUCTURED_COMPLETION, MODEL, REPETITION_PENALTY,
-    REQUEST_ID, STOP_STR, TOP_K, TRUNCATE, _nulls(rw_sampling.NULLABLE_COMPLETION),
+    REQUEST_ID, STOP_STR, TOP_K, TRUNCATE, _nulls(sampling.NULLABLE_COMPLETION),
 )  # fmt: skip
 _RERANK = (MODEL, RERANK_TOP_N, TRUNCATE)
 
@@ -154,7 +154,7 @@ ROUTE_RULES: Mapping[str, tuple[Rule, ...]] = MappingProxyType({
     "/invocations": _CHAT,  # SageMaker; SGLang serves it as chat
     "/v1/completions": _COMPLETION,
     "/v1/responses": (
-        RESPONSES_LOGPROBS, MODEL, REPETITION_PENALTY, TOP_K, _nulls(rw_sampling.NULLABLE_RESPONSES), TOOL_SCHEMAS,
+        RESPONSES_LOGPROBS, MODEL, REPETITION_PENALTY, TOP_K, _nulls(sampling.NULLABLE_RESPONSES), TOOL_SCHEMAS,
     ),
     "/v1/embeddings": (MODEL, REQUEST_ID, TRUNCATE),
     "/tokenize": (

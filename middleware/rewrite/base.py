@@ -3,7 +3,8 @@ copy-on-write helpers.
 
 A rule is a pure function `(body, ctx) -> new body | VllmError | None`. `None` means "nothing to do", a new
 dict means "send this instead" (the input is never mutated), a `VllmError` means "vLLM itself would answer
-this request with that 4xx". Rules live in `middleware/rewrite.py`'s `ROUTE_RULES`, one ordered tuple per route.
+this request with that 4xx". Rules live in `middleware/rewrite/route_rules.py`'s `ROUTE_RULES`, one ordered
+tuple per route.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
-from middleware.metrics_parse import parse
+from middleware.metrics.parse import parse
 
 Labels = tuple[tuple[str, str], ...]  # output labels besides model_name, e.g. (("engine", "0"), ("le", "0.1"))
 Key = tuple[str, Labels]  # (sample suffix, labels)

@@ -10,7 +10,7 @@ import aiohttp
 
 from middleware.asgi import Call
 from middleware.context import AppContext, Handler
-from middleware.engine import Engine
+from middleware.engine.client import Engine
 
 # Under the router's 15 s scrape interval and Prometheus' default 10 s scrape timeout, so a hung engine costs
 # one failed fetch (and the bridge then serves its bounded stale block) instead of a failed scrape.

@@ -10,13 +10,13 @@ from typing import Any
 
 import orjson
 
-from middleware import responses
+from middleware import engine_replies
 from middleware.asgi import TEXT_HEADERS, Call, parse_query
 from middleware.context import AppContext, Handler
-from middleware.engine import ADMIN_TIMEOUT_S, UpstreamError
+from middleware.engine.client import ADMIN_TIMEOUT_S, UpstreamError
 from middleware.errors import VllmError, bad_request, legacy_compatible_body
 from middleware.inbound import parse_object, read_checked
-from middleware.models import engine_adapters, model_cards, not_found_message
+from middleware.model_cards import engine_adapters, model_cards, not_found_message
 
 MODELS_PREFIX = "/v1/models/"
 # SGLang's /ping answers at once from the server status (its /health runs a generation and takes >= 1 s);
@@ -81,7 +81,7 @@ def load(ctx: AppContext) -> Handler:
 async def _fetch_engine_models(ctx: AppContext) -> Any:
     """SGLang's /v1/models answer (None if unusable); refreshes the adapter names the rewrite needs."""
     reply = await ctx.engine.call("GET", "/v1/models")
-    payload = responses.loads_or_none(reply.body) if reply.status == 200 else None
+    payload = engine_replies.loads_or_none(reply.body) if reply.status == 200 else None
     adapters = engine_adapters(payload)
     if adapters is not None:
         ctx.state.lora_names = frozenset(name for name, _ in adapters)
@@ -153,7 +153,7 @@ async def _loaded_adapters(ctx: AppContext) -> frozenset[str]:
 
 
 def _engine_failure(reply_body: bytes) -> str:
-    payload = responses.loads_or_none(reply_body)
+    payload = engine_replies.loads_or_none(reply_body)
     message = payload.get("error_message") or payload.get("message") if isinstance(payload, dict) else None
     return str(message or "The engine refused the LoRA adapter operation.")
 
@@ -222,7 +222,7 @@ async def _memory_call(ctx: AppContext, call: Call, engine_path: str, tags: tupl
         await call.respond_error(exc.error)
         return False
     if reply.status != 200:
-        status, body = responses.translate_error(reply.status, reply.body)
+        status, body = engine_replies.translate_error(reply.status, reply.body)
         await call.respond(status, body)
         return False
     return True

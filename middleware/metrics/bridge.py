@@ -3,7 +3,7 @@
 The production-stack router, KEDA, the operator and the Grafana dashboards only know `vllm:*` names. A page is
 three blocks:
 
-1. vLLM-named families translated from SGLang's (`metrics_translate`, mapping in docs/metrics.md);
+1. vLLM-named families translated from SGLang's (`metrics.translate`, mapping in docs/metrics.md);
 2. SGLang's own `sglang:*` families, SGLang's text as it came, so dashboards built on them keep working;
 3. the middleware's own series (`vllm_shim:*`).
 
@@ -11,7 +11,7 @@ Blocks 1 and 3 are rendered by prometheus_client's `generate_latest` on private 
 one, and never multiprocess mode: the chart sets PROMETHEUS_MULTIPROC_DIR=/tmp for vLLM, and SGLang reads that
 directory too, so counters of ours kept there would leak into SGLang's page). Block 2 is not re-rendered:
 SGLang's own prometheus_client wrote it, and rendering its ~1,000 samples again cost ~25 ms of CPU per scrape.
-`metrics_parse.split_page` checks its layout first; a page it refuses is read in full and re-rendered.
+`parse.split_page` checks its layout first; a page it refuses is read in full and re-rendered.
 
 Blocks 1 and 2 come from one upstream scrape, shared by every scrape within `cache_seconds`.
 """
@@ -28,8 +28,8 @@ from prometheus_client import CollectorRegistry, exposition, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from middleware.metrics_parse import Unusual, parse, split_page
-from middleware.metrics_translate import SOURCES, StopLedger, translate, translate_families
+from middleware.metrics.parse import Unusual, parse, split_page
+from middleware.metrics.translate import SOURCES, StopLedger, translate, translate_families
 
 __all__ = ["MetricsBridge", "translate"]
 

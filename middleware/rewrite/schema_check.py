@@ -3,14 +3,14 @@
 Almost every tool schema a client sends is already valid, and agents resend the same tools every turn, so
 the common case must cost one flat pass: no frames, no copies, an explicit stack (any depth is safe). The
 invariant, property-tested in tests/unit/test_schema_repair.py: `is_clean(s)` iff `repair_schema(s) is s`.
-Common keywords get an inline check; the rest defer to the keyword's own fixer from `rw_schema_keywords`.
+Common keywords get an inline check; the rest defer to the keyword's own fixer from `schema_keywords`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from middleware.rw_schema_keywords import KEYWORDS, ONE, STANDARD_TYPES, compiles, string_array
+from middleware.rewrite.schema_keywords import KEYWORDS, ONE, STANDARD_TYPES, compiles, string_array
 
 _SCHEMA_MAPS = frozenset(("properties", "$defs", "definitions", "dependentSchemas"))
 _SCHEMA_LISTS = frozenset(("allOf", "anyOf", "oneOf", "prefixItems"))

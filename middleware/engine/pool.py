@@ -1,6 +1,6 @@
 """The hot path to the engine: keep-alive HTTP/1.1 connections on asyncio protocols with httptools' parser.
 
-Split from middleware/engine.py (which explains why it exists instead of aiohttp for client requests).
+Split from middleware/engine/client.py (which explains why it exists instead of aiohttp for client requests).
 """
 
 from __future__ import annotations

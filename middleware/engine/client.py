@@ -1,6 +1,6 @@
 """The connection to the engine (SGLang): a lean HTTP/1.1 pool for client requests, aiohttp for our own calls.
 
-Client requests (the hot path) go over `EnginePool` (middleware/engine_pool.py): keep-alive connections
+Client requests (the hot path) go over `EnginePool` (middleware/engine/pool.py): keep-alive connections
 on asyncio protocols with httptools' parser (the one uvicorn uses), no connection cap (SGLang's own queue
 is the limit). Measured with bench/run.py on the 2-core bench box: aiohttp's per-request machinery
 (request/response objects, header multidicts, URL parsing, timers, connector) cost about 0.6 ms of CPU
@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from middleware.config import MiddlewareConfig
-from middleware.engine_pool import EnginePool, EngineUnreachable
+from middleware.engine.pool import EnginePool, EngineUnreachable
 from middleware.errors import VllmError, http_error
 
 # Below SGLang's 5 s uvicorn keep-alive, so we never reuse a socket the engine is about to close.

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from middleware.rw_base import Body, RewriteContext, RuleResult, bad_request, is_number, validation_message, without
+from middleware.rewrite.base import (
+    Body,
+    RewriteContext,
+    RuleResult,
+    bad_request,
+    is_number,
+    validation_message,
+    without,
+)
 
 # SGLang's ceiling for repetition_penalty (sampling_params.py verify(): (0, 2]); vLLM only requires > 0.
 SGLANG_MAX_REPETITION_PENALTY = 2.0

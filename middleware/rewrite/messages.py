@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from middleware.rw_base import Body, RewriteContext, RuleResult, bad_request, map_messages, validation_message
-from middleware.schema import repair_tools
+from middleware.rewrite.base import Body, RewriteContext, RuleResult, bad_request, map_messages, validation_message
+from middleware.rewrite.schema import repair_tools
 
 _TEXT_KEYS = {"text": "text", "input_text": "text", "output_text": "text", "refusal": "refusal"}
 _UNTYPED_MEDIA = ("image_url", "audio_url", "video_url", "input_audio")

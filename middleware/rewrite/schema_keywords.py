@@ -7,7 +7,7 @@ a coerced value, or `DROP`. The policy, in order of preference:
 translate to the 2020-12 spelling of the same meaning; coerce an obvious spelling slip ("5" -> 5);
 otherwise drop the keyword, which only ever makes the schema more permissive.
 Structural rewrites that involve two keywords (draft-07 tuple `items`, draft-04 boolean exclusive bounds,
-draft-03 boolean `required`) live in `middleware/schema.py`.
+draft-03 boolean `required`) live in `middleware/rewrite/schema.py`.
 """
 
 from __future__ import annotations
