@@ -6,12 +6,11 @@ keeps SGLang's admin and native routes (/flush_cache, /update_weights_*, /genera
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import uuid
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 
@@ -27,6 +26,7 @@ from middleware.inbound import invocations_route, json_route, raw_route
 from middleware.metrics.bridge import MetricsBridge
 from middleware.metrics.route import metrics_route
 from middleware.observer import Observer
+from middleware.rewrite import route_rules
 
 log = logging.getLogger("middleware")
 
@@ -197,7 +197,7 @@ def create_app(
     this app's requests; an observer of another kind gets the counts instead (tests record them).
     """
     if rewriter is None:
-        rewriter = cast(Rewriter, importlib.import_module("middleware.rewrite.route_rules"))
+        rewriter = route_rules
     metrics = observer if isinstance(observer, MetricsBridge) else MetricsBridge(config.served_model_name)
     ctx = AppContext(config, Engine(config, client), observer or metrics, rewriter, metrics)
     app = App(ctx)

@@ -27,14 +27,23 @@ class MetricsPage(Protocol):
 
 
 class RewriteResult(Protocol):
-    body: dict[str, Any]
-    changed: bool
-    rules: tuple[str, ...]
-    error: VllmError | None
+    """Read-only, as the rewrite's frozen result is."""
+
+    @property
+    def body(self) -> dict[str, Any]: ...
+    @property
+    def changed(self) -> bool: ...
+    @property
+    def rules(self) -> tuple[str, ...]: ...
+    @property
+    def error(self) -> VllmError | None: ...
 
 
 class Rewriter(Protocol):
-    """The interface of `middleware.rewrite.route_rules` (owned elsewhere); `route` is the engine path."""
+    """What the app calls to rewrite a body: `middleware.rewrite.route_rules` (tests pass fakes); `route` is the
+    engine path."""
+
+    def has_rules(self, route: str) -> bool: ...
 
     def needs_parse(self, route: str, raw: bytes, config: MiddlewareConfig) -> bool: ...
 

@@ -58,8 +58,7 @@ def _precheck_pays(rewriter: Rewriter, route: str, raw: bytes) -> bool:
     1.9 ms to parse and rewrite). Routes the rewrite has no rules for are never parsed: their check is free."""
     if len(raw) <= PRECHECK_MAX_BYTES:
         return True
-    rules = getattr(rewriter, "ROUTE_RULES", None)
-    return rules is None or route not in rules
+    return not rewriter.has_rules(route)
 
 
 def prepare(ctx: AppContext, route: str, raw: bytes, parsed: dict[str, Any] | None = None) -> Prepared | VllmError:

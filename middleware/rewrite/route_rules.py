@@ -22,7 +22,7 @@ from middleware.rewrite.dump import dump
 from middleware.rewrite.model import model, model_prefilter
 from middleware.rewrite.sampling import describe_nulls, null_defaults
 
-__all__ = ["ROUTE_RULES", "RewriteContext", "RewriteResult", "Rule", "dump", "needs_parse", "rewrite"]
+__all__ = ["ROUTE_RULES", "RewriteContext", "RewriteResult", "Rule", "dump", "has_rules", "needs_parse", "rewrite"]
 
 
 @dataclass(frozen=True)
@@ -209,6 +209,11 @@ def _plan(rules: tuple[Rule, ...]) -> _Plan:
 
 
 _PLANS = {route: _plan(rules) for route, rules in ROUTE_RULES.items()}
+
+
+def has_rules(route: str) -> bool:
+    """Whether any rule applies to the engine path `route` (a route without any is never parsed)."""
+    return route in ROUTE_RULES
 
 
 def needs_parse(route: str, raw: bytes, config: MiddlewareConfig | RewriteContext | None = None) -> bool:
