@@ -13,8 +13,8 @@ from shim import VLLM_COMPAT_VERSION, __version__
 from shim.errors import CliError
 from shim.help import serve_help, top_help
 from shim.plan import Plan, redact
+from shim.pod.stdio import ensure_reopenable_stdio
 from shim.render import render
-from shim.stdio import ensure_reopenable_stdio
 from shim.translate import translate
 
 VERSION_LINE = f"{VLLM_COMPAT_VERSION} (vllm-to-sglang {__version__}: SGLang behind a vLLM-compatible front)"

@@ -72,7 +72,7 @@ def programs(plan: Plan) -> list[Program]:
     haproxy = [plan.haproxy, "-W", "-db", "-f", f"{run}/haproxy.cfg"]
     middleware = [plan.python, "-m", "middleware", "--config", f"{run}/middleware.json", "--host", "127.0.0.1"]
     middleware += ["--port", str(plan.ports.middleware), "--workers", str(plan.middleware_workers)]
-    engine = [plan.python, "-m", "shim.runner", "--name", "engine", "--drain-pidfile", f"{run}/haproxy.pid"]
+    engine = [plan.python, "-m", "shim.pod.engine_wrapper", "--name", "engine", "--drain-pidfile", f"{run}/haproxy.pid"]
     engine += ["--drain-seconds", str(drain), "--stop-seconds", str(ENGINE_STOP_SECONDS), "--"]
     engine += [*plan.engine_program, *plan.engine_args]
     return [
@@ -97,7 +97,7 @@ def _environment() -> jinja2.Environment:
 
 def render(plan: Plan, *, as_root: bool = False) -> dict[str, str]:
     env = _environment()
-    listener = supervisor_command([plan.python, "-m", "shim.listener", "--critical", "engine"])
+    listener = supervisor_command([plan.python, "-m", "shim.pod.failfast", "--critical", "engine"])
     supervisord = env.get_template("supervisord.conf.j2").render(
         run_dir=plan.run_dir, programs=programs(plan), listener_command=listener, as_root=as_root
     )

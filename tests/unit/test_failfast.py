@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from shim.listener import CRASH_LOOP, Policy, parse_tokens, serve
+from shim.pod.failfast import CRASH_LOOP, Policy, parse_tokens, serve
 
 CRITICAL = frozenset({"engine"})
 
