@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
+from shim.data_files import load_data
 
 Arity = Literal["flag", "one", "many", "optional", "append"]
 
@@ -74,24 +71,6 @@ def _option(raw: dict[str, Any]) -> Option:
         last_seen=raw.get("last_seen") or "",
         help=raw.get("help") or "",
     )
-
-
-def data_text(package: str, name: str) -> str:
-    """A file of `shim.conf` or `shim.templates`: the top-level conf/ and templates/ folders, which the install
-    maps into the package. A checkout on sys.path ahead of a non-editable install has no such subpackage,
-    so fall back to the folder beside shim/."""
-    try:
-        return resources.files(package).joinpath(name).read_text()
-    except ModuleNotFoundError:
-        folder = package.rpartition(".")[2]
-        return (Path(__file__).resolve().parents[1] / folder / name).read_text()
-
-
-@cache
-def load_data(name: str) -> Any:
-    """A file from conf/ (JSON or YAML), shipped in the package as `shim.conf`."""
-    text = data_text("shim.conf", name)
-    return yaml.safe_load(text) if name.endswith((".yaml", ".yml")) else json.loads(text)
 
 
 @cache

@@ -12,8 +12,8 @@ from typing import Any
 
 from middleware.config import LoraModule
 from shim.argv import ParsedArgs
+from shim.data_files import load_data
 from shim.errors import CliError
-from shim.options import load_data
 from shim.transforms import parse_human_int, parse_int, sglang_choices
 
 POOLING_CONVERTS = {"embed", "token_embed", "classify", "token_classify", "score", "reward"}

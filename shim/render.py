@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import jinja2
 
+from shim.data_files import data_text
 from shim.errors import CliError
-from shim.options import data_text
 from shim.plan import Plan
 
 # SGLang's /health generates one token when idle (~1 s) and answers at once when busy. Two missed 5 s

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal
 
+from shim.data_files import load_data
 from shim.errors import CliError
-from shim.options import load_data
 from shim.transforms import TRANSFORMS
 
 Action = Literal["map", "plan", "drop", "reject"]

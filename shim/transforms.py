@@ -9,8 +9,8 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
+from shim.data_files import load_data
 from shim.errors import CliError
-from shim.options import load_data
 
 Transform = Callable[[Any, str, str], list[str]]
 _HUMAN = re.compile(r"^(\d+(?:\.\d+)?)([kKmMgGtT]?)$")

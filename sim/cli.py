@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from shim.options import data_text
+from shim.data_files import data_text
 
 FLAGS_FILE = "sglang-flags.json"
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shim.options import load_data, vllm_options
+from shim.data_files import load_data
+from shim.options import vllm_options
 from shim.plan_steps import STEPS
 from shim.rules import rules
 from shim.transforms import TRANSFORMS
