@@ -196,8 +196,7 @@ def _set_path(target: dict[str, Any], keys: list[str], value: Any, append: bool)
 
 def parse(argv: Sequence[str], table: OptionTable | None = None) -> ParsedArgs:
     """Parse the arguments that follow `vllm serve` (or `api_server`). Raises CliError like argparse exits 2."""
-    tokens = [normalize(t) for t in argv]
-    tokens = config_file_args(tokens)
+    tokens = [normalize(t) for t in config_file_args([normalize(t) for t in argv])]
     parsed = _Parser(table or vllm_options(), tokens).run()
     model_flag = parsed.values.pop("model", None)
     # `vllm serve X` wins over `--model Y`; `--model` alone is moved into the positional slot, as vLLM does.

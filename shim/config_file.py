@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from shim.errors import CliError
+from shim.options import vllm_options
 
 
 def _config_path(tokens: list[str]) -> tuple[str | None, list[str]]:
@@ -38,8 +39,6 @@ def _to_tokens(key: str, value: Any) -> list[str]:
         return [flag]
     if value is False:
         # vLLM emits --no-key only when that spelling exists; the grammar rejects it otherwise, so check here.
-        from shim.options import vllm_options
-
         negated = "--no-" + str(key).replace("_", "-")
         return [negated] if vllm_options().lookup(negated) else []
     if isinstance(value, list):
@@ -50,7 +49,8 @@ def _to_tokens(key: str, value: Any) -> list[str]:
 
 
 def config_file_args(tokens: list[str]) -> list[str]:
-    """Replace `--config F` by F's options, placed before the command-line ones so the command line wins."""
+    """Replace `--config F` by F's options, placed before the command-line ones so the command line wins.
+    The file's keys come back as written (`max_model_len`); the caller normalizes them with the rest."""
     path, rest = _config_path(tokens)
     if path is None:
         return tokens
@@ -62,7 +62,5 @@ def config_file_args(tokens: list[str]) -> list[str]:
         raise CliError(f"argument --config: cannot read {path}: {exc}") from None
     if not isinstance(data, dict):
         raise CliError(f"argument --config: {path} must hold a mapping of option names to values")
-    from shim.argv import normalize
-
-    expanded = [normalize(t) for key, value in data.items() for t in _to_tokens(key, value)]
+    expanded = [t for key, value in data.items() for t in _to_tokens(key, value)]
     return expanded + rest
