@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from middleware.config import LoraModule
+from middleware.config import LoraModule, MiddlewareConfig
 from shim.argv import ParsedArgs
 from shim.data_files import load_data
 from shim.errors import CliError
@@ -32,7 +32,8 @@ class Draft:
     served_names: tuple[str, ...] = ()
     api_keys: tuple[str, ...] = ()
     max_model_len: int | None = None
-    middleware: dict[str, Any] = field(default_factory=dict)
+    # What the steps decide for the middleware; translate() adds the rest (engine URL, names, keys).
+    middleware: MiddlewareConfig = field(default_factory=MiddlewareConfig)
 
     def value(self, dest: str, default: Any = None) -> Any:
         return self.parsed.values.get(dest, default)
@@ -130,7 +131,7 @@ def lora(d: Draft) -> None:
         if not d.value("enable_lora"):
             d.args.append("--enable-lora")
         d.args += ["--lora-paths", *(f"{m.name}={m.path}" for m in modules)]
-    d.middleware.update(enable_lora=enabled, lora_modules=modules)
+    d.middleware = replace(d.middleware, enable_lora=enabled, lora_modules=modules)
 
 
 def chunked_prefill(d: Draft) -> None:
@@ -163,9 +164,12 @@ def sleep_mode(d: Draft) -> None:
     if enabled:
         # vLLM's sleep level 1 keeps weights in CPU memory for wake_up; SGLang only does that with the backup flag.
         d.args += ["--enable-memory-saver", "--enable-weights-cpu-backup"]
-    d.middleware["enable_sleep_mode"] = enabled
-    d.middleware["dev_mode"] = bool(d.env["VLLM_SERVER_DEV_MODE"])
-    d.middleware["allow_runtime_lora"] = bool(d.env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"])
+    d.middleware = replace(
+        d.middleware,
+        enable_sleep_mode=enabled,
+        dev_mode=bool(d.env["VLLM_SERVER_DEV_MODE"]),
+        allow_runtime_lora=bool(d.env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"]),
+    )
 
 
 def log_level(d: Draft) -> None:
@@ -175,13 +179,16 @@ def log_level(d: Draft) -> None:
     uvicorn_level = d.value("uvicorn_log_level")
     if uvicorn_level:
         d.args += ["--log-level-http", "debug" if uvicorn_level == "trace" else str(uvicorn_level)]
-        d.middleware["log_level"] = str(uvicorn_level)
+        d.middleware = replace(d.middleware, log_level=str(uvicorn_level))
 
 
 def middleware(d: Draft) -> None:
-    d.middleware["max_logprobs"] = parse_int(d.value("max_logprobs", 20), d.spelled("max_logprobs"))
-    d.middleware["enable_request_id_headers"] = bool(d.value("enable_request_id_headers"))
-    d.middleware["skip_model_name_validation"] = bool(d.env["VLLM_SKIP_MODEL_NAME_VALIDATION"])
+    d.middleware = replace(
+        d.middleware,
+        max_logprobs=parse_int(d.value("max_logprobs", 20), d.spelled("max_logprobs")),
+        enable_request_id_headers=bool(d.value("enable_request_id_headers")),
+        skip_model_name_validation=bool(d.env["VLLM_SKIP_MODEL_NAME_VALIDATION"]),
+    )
 
 
 def model(d: Draft) -> None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from middleware.config import MiddlewareConfig
 from shim import VLLM_COMPAT_VERSION
 from shim.argv import ParsedArgs, parse
 from shim.env import read_env
@@ -88,7 +87,8 @@ def translate(argv: Sequence[str], environ: Mapping[str, str], *, python: str = 
     for step in STEPS.values():
         step(draft)
     engine_args = (*draft.base_args(), *collected.args, *draft.args, *_extra_args(env))
-    middleware = MiddlewareConfig(
+    middleware = replace(
+        draft.middleware,
         engine_url=f"http://127.0.0.1:{draft.ports.engine}",
         served_model_names=draft.served_names,
         model_path=draft.model,
@@ -96,7 +96,6 @@ def translate(argv: Sequence[str], environ: Mapping[str, str], *, python: str = 
         api_keys=draft.api_keys,
         max_body_bytes=env["VLLM_SHIM_MAX_BODY_BYTES"],
         vllm_version=VLLM_COMPAT_VERSION,
-        **draft.middleware,
     )
     return Plan(
         model=draft.model,
