@@ -4,7 +4,7 @@
 #   docker build -t vllm-to-sglang .                                        # CUDA (SGLang's cu129 image)
 #   docker build --build-arg BASE_IMAGE=lmsysorg/sglang-rocm:v0.5.23-rocm720-mi30x-<date> -t vllm-to-sglang:rocm .
 #
-# SGLANG_VERSION is the SGLang release our contract tests run against (tests/unit/test_dockerfile.py keeps it
+# SGLANG_VERSION is the SGLang release our contract tests run against (tests/packaging/test_dockerfile.py keeps it
 # equal to scripts/setup-sglang-env.sh); the build fails if BASE_IMAGE carries another one.
 ARG SGLANG_VERSION=0.5.23
 ARG BASE_IMAGE=lmsysorg/sglang:v${SGLANG_VERSION}-cu129

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Turns an SGLang base image into the vllm-to-sglang image. The Dockerfile runs it once, as root, from the
-# build context; tests/unit/test_install.py runs it outside Docker with every path pointed at a scratch dir.
+# build context; tests/packaging/test_install.py runs it outside Docker with every path pointed at a scratch dir.
 #
 #   VENV               where the package is installed (default /opt/venv, the path the production stack's chart
 #                      and operator call); see step 2 for how it relates to the base image's Python.
@@ -92,5 +92,5 @@ if ((created)); then
   chmod -R g=u "$VENV"
 fi
 
-# 7. The same checks tests/unit/test_install.py runs outside Docker.
+# 7. The same checks tests/packaging/test_install.py runs outside Docker.
 "$src/deploy/image/verify-install.sh" "$VENV"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks an installed vllm-to-sglang. The Dockerfile runs it as the image's last build step and
-# tests/unit/test_install.py runs it against a scratch virtualenv, so both assert the same layout.
+# tests/packaging/test_install.py runs it against a scratch virtualenv, so both assert the same layout.
 #
 #   deploy/image/verify-install.sh PREFIX          PREFIX = the virtualenv (/opt/venv in the image)
 #

@@ -1,6 +1,6 @@
 """Render `ROUTE_RULES` as the "vLLM request field -> what SGLang gets" tables of docs/request-translation.md.
 
-The doc holds the rendered tables between two markers; tests/unit/test_rewrite_docs.py fails when they
+The doc holds the rendered tables between two markers; tests/unit/middleware/rewrite/test_docs.py fails when they
 drift from the code. Regenerate with `python -m middleware.rewrite.docs [docs/request-translation.md]`.
 """
 

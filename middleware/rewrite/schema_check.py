@@ -2,7 +2,7 @@
 
 Almost every tool schema a client sends is already valid, and agents resend the same tools every turn, so
 the common case must cost one flat pass: no frames, no copies, an explicit stack (any depth is safe). The
-invariant, property-tested in tests/unit/test_schema_repair.py: `is_clean(s)` iff `repair_schema(s) is s`.
+invariant, property-tested in tests/unit/middleware/rewrite/test_schema.py: `is_clean(s)` iff `repair_schema(s) is s`.
 Common keywords get an inline check; the rest defer to the keyword's own fixer from `schema_keywords`.
 """
 

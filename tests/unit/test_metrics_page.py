@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PAGE_PATH = ROOT / "tests" / "data" / "sglang_metrics_page.txt"
 FAMILIES = list(text_string_to_metric_families(PAGE_PATH.read_text()))
 REALISTIC = {"model_name": {"meta-llama/Llama-3.1-8B-Instruct"}, "engine_type": {"unified"}, "tp_rank": {"0"},

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from middleware.metrics.bridge import render_families
 from middleware.metrics.translate import translate
 
-PAGE = (Path(__file__).resolve().parent.parent / "data" / "sglang_metrics_page.txt").read_text()
+PAGE = (Path(__file__).resolve().parents[4] / "tests" / "data" / "sglang_metrics_page.txt").read_text()
 SGLANG = list(text_string_to_metric_families(PAGE))  # the reference reading, by the library parser
 SCHED = {"model_name": "sglang-name", "engine_type": "unified", "tp_rank": "0", "pp_rank": "0", "moe_ep_rank": "0"}
 TOK = {"model_name": "sglang-name", "engine_type": "unified"}

@@ -7,7 +7,7 @@ from pathlib import Path
 from middleware.rewrite.docs import BEGIN, END, render, splice
 from middleware.rewrite.route_rules import ROUTE_RULES
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "request-translation.md"
+DOC = Path(__file__).resolve().parents[4] / "docs" / "request-translation.md"
 
 
 def test_generated_tables_are_current() -> None:

@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from test_app_support import close_app, run, serve
 
 from middleware.app import create_app
 from middleware.config import MiddlewareConfig
+from tests.unit.middleware.conftest import close_app, run, serve
 
 sim_app = pytest.importorskip("sim.app", reason="the simulated engine has not landed")
 sim_cli = pytest.importorskip("sim.cli")

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from middleware.metrics.bridge import MetricsBridge
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parents[4]
 PAGE = (ROOT / "tests" / "data" / "sglang_metrics_page.txt").read_text()
 DOCS = (ROOT / "docs" / "metrics.md").read_text()
 ROUTER_NAMES = ("vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:gpu_cache_usage_perc",

@@ -8,12 +8,12 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from test_app_support import RecordingObserver, Upstream, make_config, middleware, run, upstream
 
 from middleware.app import App, create_app
 from middleware.config import MiddlewareConfig
 from middleware.errors import phrase
 from middleware.rewrite import route_rules
+from tests.unit.middleware.conftest import RecordingObserver, Upstream, make_config, middleware, run, upstream
 
 __all__ = ["upstream"]  # the fixture, imported for pytest
 

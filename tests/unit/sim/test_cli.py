@@ -12,7 +12,7 @@ from sim.cli import _flags_text, build_parser, human_readable_int, parse_args, p
 from sim.config import DEFAULT_CONTEXT_LENGTH, SimConfig
 from sim.settings import KNOBS, Fault, Settings, SettingsError, env_table_markdown
 
-REPO = Path(__file__).parents[2]
+REPO = Path(__file__).resolve().parents[3]
 FLAGS = json.loads(_flags_text())["flags"]
 SAMPLE_BY_TYPE = {"int": "1", "float": "0.5", "human_readable_int": "2k", "loads": "{}", "json_list_type": "[]"}
 

@@ -10,14 +10,14 @@ import pytest
 from hypothesis import given, settings
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
-from test_metrics_parse import _families
 
 from middleware.metrics import bridge
 from middleware.metrics.bridge import SGLANG_PREFIX, MetricsBridge, render_families
 from middleware.metrics.parse import Unusual, parse, split_page
 from middleware.metrics.translate import SOURCES, StopLedger, translate_families
+from tests.unit.middleware.metrics.test_parse import _families
 
-PAGE = (Path(__file__).resolve().parent.parent / "data" / "sglang_metrics_page.txt").read_text()
+PAGE = (Path(__file__).resolve().parents[4] / "tests" / "data" / "sglang_metrics_page.txt").read_text()
 
 
 def _comparable(families: list[Metric]) -> list[tuple[object, ...]]:

@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from test_app_support import Upstream, make_config, middleware, run, upstream
 
 from middleware.config import LoraModule, MiddlewareConfig
 from middleware.model_cards import model_cards
+from tests.unit.middleware.conftest import Upstream, make_config, middleware, run, upstream
 
 __all__ = ["upstream"]
 

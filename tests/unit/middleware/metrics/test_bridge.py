@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from middleware.metrics.bridge import MetricsBridge, render_families
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parents[4]
 PAGE = (ROOT / "tests" / "data" / "sglang_metrics_page.txt").read_text()
 TOK = {"model_name": "sglang-name", "engine_type": "unified"}
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import orjson
 import pytest
-from test_app_support import SGLANG_VALIDATION_400, SSE_ERROR_EVENT
 
 from middleware import engine_replies
+from tests.unit.middleware.conftest import SGLANG_VALIDATION_400, SSE_ERROR_EVENT
 
 JSONSCHEMA_DUMP = (
     "Tool 0 function has invalid 'parameters' schema: [] is not of type 'object'\n\n"

@@ -10,9 +10,17 @@ from collections.abc import Iterator
 import httpx
 import orjson
 import pytest
-from test_app_support import FakeRewriter, RecordingObserver, Upstream, free_port_url, make_config, serve, upstream
 
 from middleware.app import create_app
+from tests.unit.middleware.conftest import (
+    FakeRewriter,
+    RecordingObserver,
+    Upstream,
+    free_port_url,
+    make_config,
+    serve,
+    upstream,
+)
 
 __all__ = ["upstream"]
 

@@ -15,7 +15,7 @@ from middleware.metrics import parse as parse_module
 from middleware.metrics.bridge import render_families
 from middleware.metrics.parse import parse
 
-PAGE = (Path(__file__).resolve().parent.parent / "data" / "sglang_metrics_page.txt").read_text()
+PAGE = (Path(__file__).resolve().parents[4] / "tests" / "data" / "sglang_metrics_page.txt").read_text()
 
 
 def _comparable(families: list[Metric]) -> list[tuple[object, ...]]:

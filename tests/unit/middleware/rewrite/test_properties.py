@@ -20,7 +20,7 @@ from middleware.errors import VllmError
 from middleware.rewrite.base import RewriteContext
 from middleware.rewrite.route_rules import _ESCAPED_ASCII as ESCAPED_ASCII
 from middleware.rewrite.route_rules import ROUTE_RULES, RewriteResult, dump, needs_parse, rewrite
-from tests.unit.test_schema_repair import MESSY_SCHEMAS
+from tests.unit.middleware.rewrite.test_schema import MESSY_SCHEMAS
 
 CONFIG = MiddlewareConfig(served_model_names=("qwen3", "alias"), lora_modules=(LoraModule("lora-a", "/a"),))
 CTX = RewriteContext(CONFIG, frozenset({"runtime-b"}))

@@ -16,7 +16,7 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-REPO = Path(__file__).parents[2]
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.live
 
 

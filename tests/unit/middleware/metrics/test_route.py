@@ -17,17 +17,17 @@ import aiohttp
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from test_app_support import close_app, run, serve
 
 from middleware.app import create_app
 from middleware.config import MiddlewareConfig
 from middleware.metrics.bridge import CONTENT_TYPE, MetricsBridge
+from tests.unit.middleware.conftest import close_app, run, serve
 
 sim_app = pytest.importorskip("sim.app", reason="the simulated engine has not landed")
 sim_cli = pytest.importorskip("sim.cli")
 sim_settings = pytest.importorskip("sim.settings")
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parents[4]
 # 40 tokens a second: a 40-token answer keeps a request running for about a second.
 SIM_ENV = {"VLLM_SHIM_SIM_WARMUP_SECONDS": "0", "VLLM_SHIM_SIM_TOKENS_PER_SECOND": "40"}
 SIM_ARGS = ["--model-path", "/models/base", "--served-model-name", "base", "--port", "1", "--enable-metrics",
@@ -145,7 +145,7 @@ def test_default_app_serves_its_own_bridge_without_credentials(sim_url: str) -> 
 SUBPROCESS = """
 import asyncio, sys
 import httpx
-from test_app_support import serve
+from tests.unit.middleware.conftest import serve
 from sim.app import create_app as sim_app
 from sim.cli import parse_args
 from sim.settings import Settings

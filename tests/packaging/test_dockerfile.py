@@ -1,6 +1,6 @@
 """The Dockerfile: lint-clean, pinned to the SGLang release the contract tests use, shaped like vLLM's image.
 
-A real `docker build` is not possible here (no Docker engine); tests/unit/test_install.py runs the build's
+A real `docker build` is not possible here (no Docker engine); tests/packaging/test_install.py runs the build's
 steps outside Docker, and docs/building-image.md lists what only a real build exercises.
 """
 
