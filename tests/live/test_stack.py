@@ -90,7 +90,7 @@ def test_killed_engine_brings_the_pod_down_with_the_reason(stack: Stack) -> None
     engine_children = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _ppid(p) == runner]
     assert engine_children, "the runner should have started the engine"
     os.kill(int(engine_children[0].name), signal.SIGKILL)
-    assert stack.process.wait(timeout=60) is not None
+    stack.process.wait(timeout=60)  # the pod goes down (TimeoutExpired if it does not)
     log = stack.log()
     assert "engine died" in log
     assert not _alive(int(engine_children[0].name))

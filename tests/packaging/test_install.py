@@ -62,8 +62,11 @@ def build_context(dest: Path) -> Path:
 
 
 def run(cmd: list[str], env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    # A PYTHONPATH naming the checkout (how the suite is often run) would make the installed venv import the
+    # checkout instead of what it installed, and the "imported from the venv" check fail.
+    clean = {k: v for k, v in (os.environ if env is None else env).items() if k != "PYTHONPATH"}
     return subprocess.run(
-        cmd, env=env, cwd="/", capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        cmd, env=clean, cwd="/", capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
     )
 
 

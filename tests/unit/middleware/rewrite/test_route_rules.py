@@ -282,7 +282,8 @@ def test_rules_report_their_names_in_order() -> None:
 
 def test_runtime_lora_names() -> None:
     body = chat(model="runtime-adapter")
-    assert rewrite(CHAT, body, CONFIG).error is not None
+    unknown = rewrite(CHAT, body, CONFIG).error
+    assert unknown is not None and (unknown.status, unknown.param) == (404, "model")
     result = rewrite(CHAT, body, CONFIG, frozenset({"runtime-adapter"}))
     assert result.body["model"] == "qwen3:runtime-adapter"
 
@@ -295,7 +296,8 @@ def test_skip_model_name_validation() -> None:
 
 def test_max_logprobs_from_config() -> None:
     config = MiddlewareConfig(served_model_names=("qwen3",), max_logprobs=5)
-    assert rewrite(CHAT, chat(logprobs=True, top_logprobs=6), config).error is not None
+    too_many = rewrite(CHAT, chat(logprobs=True, top_logprobs=6), config).error
+    assert too_many is not None and (too_many.status, too_many.param) == (400, "logprobs")
     unlimited = MiddlewareConfig(served_model_names=("qwen3",), max_logprobs=-1)
     assert rewrite(CHAT, chat(logprobs=True, top_logprobs=5000), unlimited).error is None
 
