@@ -14,19 +14,42 @@ from typing import Any
 
 import yaml
 
+CHECKOUT = Path(__file__).resolve().parents[1]
+
 
 def data_text(package: str, name: str) -> str:
-    """A file of `shim.conf` or `shim.templates`. A checkout on sys.path ahead of a non-editable install has
-    no such subpackage, so fall back to the folder beside shim/."""
-    try:
-        return resources.files(package).joinpath(name).read_text()
-    except ModuleNotFoundError:
-        folder = package.rpartition(".")[2]
-        return (Path(__file__).resolve().parents[1] / folder / name).read_text()
+    """A file of `shim.conf` or `shim.templates`. Code imported from a checkout reads the checkout's folder:
+    the package may be missing (a non-editable install) or, worse, map to another checkout (an editable
+    install of one worktree while the code runs from another), whose tables would be tested instead."""
+    folder = package.rpartition(".")[2]
+    if (CHECKOUT / "pyproject.toml").is_file():
+        return (CHECKOUT / folder / name).read_text()
+    return resources.files(package).joinpath(name).read_text()
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load keeps the last of two equal keys; in a table of one row per option that silently drops a
+    row, so a repeated key is an error here."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark, f"found duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> Any:
+    """YAML that refuses duplicate keys (the conf/ tables)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: no arbitrary objects
 
 
 @cache
 def load_data(name: str) -> Any:
     """A file from conf/ (JSON or YAML), shipped in the package as `shim.conf`."""
     text = data_text("shim.conf", name)
-    return yaml.safe_load(text) if name.endswith((".yaml", ".yml")) else json.loads(text)
+    return load_yaml(text) if name.endswith((".yaml", ".yml")) else json.loads(text)

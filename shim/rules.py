@@ -31,7 +31,13 @@ class Outcome:
     warning: str | None = None
 
 
+ACTIONS: tuple[Action, ...] = ("map", "plan", "drop", "reject")
+
+
 def _rule(dest: str, row: dict[str, Any]) -> Rule:
+    actions = [a for a in ACTIONS if a in row]
+    if len(actions) > 1:
+        raise ValueError(f"conf/rules.yaml: row {dest!r} has more than one action: {', '.join(actions)}")
     if "map" in row:
         target = row["map"]
         flags = tuple(target) if isinstance(target, list) else (target,)

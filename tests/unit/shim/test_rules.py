@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
-from shim.data_files import load_data
+from shim.data_files import load_data, load_yaml
 from shim.options import vllm_options
 from shim.plan_steps import STEPS
-from shim.rules import rules
+from shim.rules import _rule, rules
 from shim.transforms import TRANSFORMS
 
 SGLANG_FLAGS = {s: f for f in load_data("sglang-flags.json")["flags"] for s in f["option_strings"]}
@@ -46,3 +47,20 @@ def test_parser_maps_target_sglang_choices() -> None:
         choices = SGLANG_FLAGS["--" + dest.replace("_", "-")]["choices"]
         for vllm_name, sglang_name in mapping.items():
             assert sglang_name in choices, f"{dest}: {vllm_name} → {sglang_name}"
+
+
+@pytest.mark.parametrize("text", ["a: 1\na: 2\n", "a: {x: 1, x: 2}\n", "a:\n  - {map: --a, map: --b}\n"])
+def test_conf_yaml_refuses_a_repeated_key(text: str) -> None:
+    # yaml.safe_load would keep the last row and drop the first without a word.
+    with pytest.raises(yaml.YAMLError, match="duplicate key"):
+        load_yaml(text)
+
+
+def test_conf_yaml_reads_a_table_without_repeats() -> None:
+    assert load_yaml("a: {map: --a, value: int}\nb: [1, 2]\n") == {"a": {"map": "--a", "value": "int"}, "b": [1, 2]}
+
+
+@pytest.mark.parametrize("row", [{"map": "--x", "drop": "why"}, {"plan": "ports", "reject": "no"}])
+def test_a_row_with_two_actions_is_refused(row: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="more than one action"):
+        _rule("x", row)
