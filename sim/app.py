@@ -15,12 +15,12 @@ from fastapi.exceptions import RequestValidationError
 from starlette.middleware.cors import CORSMiddleware
 
 from sim import routes_extra, routes_native, routes_openai
-from sim.config import SimConfig
-from sim.engine import Engine
 from sim.errors import NativeError, SimError, native_error_handler, sim_error_handler, validation_error_handler
+from sim.knobs import Settings
 from sim.metrics import SimMetrics
 from sim.middleware import AuthMiddleware, GarbageMiddleware
-from sim.settings import Settings
+from sim.scheduler import Engine
+from sim.sglang_options import SimConfig
 from sim.state import SimState
 
 log = logging.getLogger(__name__)

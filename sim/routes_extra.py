@@ -13,11 +13,11 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
-from sim.engine import Finish, SeqSpec, TokenEvent, merge
 from sim.errors import Endpoint, JSONBytesResponse, NativeError, SimError, parse_body
 from sim.protocol import DetokenizeRequest, EmbeddingRequest, GenerateReqInput, TokenizeRequest, V1RerankReqInput
-from sim.render import DONE, sse
+from sim.replies import DONE, sse
 from sim.routes_openai import HANG_AFTER_CHUNKS, hang_after, until_disconnect
+from sim.scheduler import Finish, SeqSpec, TokenEvent, merge
 from sim.state import SimState, get_state
 from sim.textgen import chat_prompt, echo_pieces, embedding, overlap_score, token_id
 from sim.validate import Sampling, check_context

@@ -10,11 +10,9 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
-from sim.engine import Finish, TokenEvent, merge
 from sim.errors import Endpoint, JSONBytesResponse, parse_body
-from sim.plan import Plan, plan_chat, plan_completion
 from sim.protocol import ChatCompletionRequest, CompletionRequest
-from sim.render import (
+from sim.replies import (
     DONE,
     Choice,
     chat_chunk,
@@ -29,6 +27,8 @@ from sim.render import (
     tool_call,
     usage_chunk,
 )
+from sim.scheduler import Finish, TokenEvent, merge
+from sim.script import Plan, plan_chat, plan_completion
 from sim.state import SimState, get_state
 
 HANG_AFTER_CHUNKS = 3

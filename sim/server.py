@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from sim import SGLANG_VERSION
-from sim.cli import parse_args
-from sim.config import SimConfig, describe_ignored
-from sim.settings import Settings, SettingsError
+from sim.knobs import Settings, SettingsError
+from sim.sglang_argv import parse_args
+from sim.sglang_options import SimConfig, describe_ignored
 
 if TYPE_CHECKING:
     import uvicorn

@@ -8,10 +8,10 @@ from typing import Literal
 
 from fastapi import Request
 
-from sim.config import SimConfig
-from sim.engine import Engine
+from sim.knobs import Fault, Settings
 from sim.metrics import SimMetrics
-from sim.settings import Fault, Settings
+from sim.scheduler import Engine
+from sim.sglang_options import SimConfig
 from sim.textgen import Vocab
 
 ServerStatus = Literal["Starting", "Up"]

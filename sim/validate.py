@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sim.config import SimConfig
 from sim.errors import SimError
 from sim.protocol import (
     TOOL_BEARING_ROLES,
@@ -20,6 +19,7 @@ from sim.protocol import (
     ToolChoice,
 )
 from sim.schema import tool_schema_error
+from sim.sglang_options import SimConfig
 
 CHAT_TEMPLATE_NOT_ALLOWED = (
     "Request-supplied chat_template is not allowed. Launch the server with --trust-request-chat-template to "

@@ -14,8 +14,8 @@ from middleware.config import MiddlewareConfig
 from tests.unit.middleware.conftest import close_app, run, serve
 
 sim_app = pytest.importorskip("sim.app", reason="the simulated engine has not landed")
-sim_cli = pytest.importorskip("sim.cli")
-sim_settings = pytest.importorskip("sim.settings")
+sim_cli = pytest.importorskip("sim.sglang_argv")
+sim_settings = pytest.importorskip("sim.knobs")
 
 JSON = {"content-type": "application/json"}
 FAST_SIM = {"VLLM_SHIM_SIM_WARMUP_SECONDS": "0", "VLLM_SHIM_SIM_TOKENS_PER_SECOND": "0"}

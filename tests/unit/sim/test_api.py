@@ -11,8 +11,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from sim.app import create_app
-from sim.cli import parse_args
-from sim.settings import Settings
+from sim.knobs import Settings
+from sim.sglang_argv import parse_args
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "one two three"}]}
 FAST = {"VLLM_SHIM_SIM_WARMUP_SECONDS": "0", "VLLM_SHIM_SIM_TOKENS_PER_SECOND": "0"}

@@ -14,9 +14,9 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from sim.app import create_app
-from sim.cli import parse_args
+from sim.knobs import Settings
 from sim.metrics import SPECS
-from sim.settings import Settings
+from sim.sglang_argv import parse_args
 
 pytestmark = pytest.mark.anyio
 REFERENCE = Path("/work/shared/reference/sglang-metrics.json")

@@ -8,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from sim.app import create_app
-from sim.cli import parse_args
-from sim.settings import Settings
+from sim.knobs import Settings
+from sim.sglang_argv import parse_args
 
 BASE = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 FAST = {"VLLM_SHIM_SIM_WARMUP_SECONDS": "0", "VLLM_SHIM_SIM_TOKENS_PER_SECOND": "0"}

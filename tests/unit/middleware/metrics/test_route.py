@@ -24,8 +24,8 @@ from middleware.metrics.bridge import CONTENT_TYPE, MetricsBridge
 from tests.unit.middleware.conftest import close_app, run, serve
 
 sim_app = pytest.importorskip("sim.app", reason="the simulated engine has not landed")
-sim_cli = pytest.importorskip("sim.cli")
-sim_settings = pytest.importorskip("sim.settings")
+sim_cli = pytest.importorskip("sim.sglang_argv")
+sim_settings = pytest.importorskip("sim.knobs")
 
 ROOT = Path(__file__).resolve().parents[4]
 # 40 tokens a second: a 40-token answer keeps a request running for about a second.
@@ -147,8 +147,8 @@ import asyncio, sys
 import httpx
 from tests.unit.middleware.conftest import serve
 from sim.app import create_app as sim_app
-from sim.cli import parse_args
-from sim.settings import Settings
+from sim.sglang_argv import parse_args
+from sim.knobs import Settings
 from middleware.app import create_app
 from middleware.config import MiddlewareConfig
 

@@ -14,9 +14,9 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from sim.config import SimConfig
+from sim.knobs import Settings
 from sim.metrics import SimMetrics
-from sim.settings import Settings
+from sim.sglang_options import SimConfig
 from sim.textgen import EOS_TOKEN_ID
 
 THROUGHPUT_WINDOW_SECONDS = 5.0

@@ -12,7 +12,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sim.engine import SeqSpec
 from sim.errors import SimError
 from sim.protocol import (
     ChatCompletionRequest,
@@ -22,6 +21,7 @@ from sim.protocol import (
     StructuralTagResponseFormat,
     ToolChoice,
 )
+from sim.scheduler import SeqSpec
 from sim.state import SimState
 from sim.textgen import chat_prompt, echo_pieces, json_pieces, last_user_text
 from sim.validate import Sampling, check_context, check_tools_vs_constraints, resolve_lora, validate_chat

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from sim.cli import explicit_options, parse_lora_paths
+from sim.sglang_argv import explicit_options, parse_lora_paths
 
 # Real SGLang reads these from the model's config; a simulated model has none, so pick typical values.
 DEFAULT_CONTEXT_LENGTH = 32768

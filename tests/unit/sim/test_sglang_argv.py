@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from sim.cli import _flags_text, build_parser, human_readable_int, parse_args, parse_lora_paths
-from sim.config import DEFAULT_CONTEXT_LENGTH, SimConfig
-from sim.settings import KNOBS, Fault, Settings, SettingsError, env_table_markdown
+from sim.knobs import KNOBS, Fault, Settings, SettingsError, env_table_markdown
+from sim.sglang_argv import _flags_text, build_parser, human_readable_int, parse_args, parse_lora_paths
+from sim.sglang_options import DEFAULT_CONTEXT_LENGTH, SimConfig
 
 REPO = Path(__file__).resolve().parents[3]
 FLAGS = json.loads(_flags_text())["flags"]

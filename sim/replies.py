@@ -9,8 +9,8 @@ from typing import Any
 
 import orjson
 
-from sim.engine import Event, Finish, TokenEvent
-from sim.plan import Plan
+from sim.scheduler import Event, Finish, TokenEvent
+from sim.script import Plan
 from sim.textgen import token_id
 
 DONE = b"data: [DONE]\n\n"
