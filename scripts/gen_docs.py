@@ -14,7 +14,7 @@ from pathlib import Path
 
 from shim.env import ENV_VARS
 from shim.options import vllm_options
-from shim.rules import Rule, rules
+from shim.rules import FlagRule, rules
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,7 +31,7 @@ def env_table() -> str:
     return "\n".join(rows)
 
 
-def _what(rule: Rule) -> str:
+def _what(rule: FlagRule) -> str:
     if rule.action == "map":
         value = "" if rule.transform in ("str", "flag") else f" ({rule.transform})"
         return " ".join(f"`{f}`" for f in rule.flags) + value

@@ -14,7 +14,7 @@ Action = Literal["map", "plan", "drop", "reject"]
 
 
 @dataclass(frozen=True)
-class Rule:
+class FlagRule:
     dest: str
     action: Action
     flags: tuple[str, ...] = ()  # map: the SGLang flag(s)
@@ -34,30 +34,30 @@ class Outcome:
 ACTIONS: tuple[Action, ...] = ("map", "plan", "drop", "reject")
 
 
-def _rule(dest: str, row: dict[str, Any]) -> Rule:
+def _rule(dest: str, row: dict[str, Any]) -> FlagRule:
     actions = [a for a in ACTIONS if a in row]
     if len(actions) > 1:
         raise ValueError(f"conf/rules.yaml: row {dest!r} has more than one action: {', '.join(actions)}")
     if "map" in row:
         target = row["map"]
         flags = tuple(target) if isinstance(target, list) else (target,)
-        return Rule(dest, "map", flags=flags, transform=row.get("value", "str"))
+        return FlagRule(dest, "map", flags=flags, transform=row.get("value", "str"))
     if "plan" in row:
-        return Rule(dest, "plan", handler=row["plan"], text=row.get("doc", ""))
+        return FlagRule(dest, "plan", handler=row["plan"], text=row.get("doc", ""))
     if "drop" in row:
-        return Rule(dest, "drop", text=row["drop"], warn=bool(row.get("warn")))
+        return FlagRule(dest, "drop", text=row["drop"], warn=bool(row.get("warn")))
     if "reject" in row:
-        return Rule(dest, "reject", text=row["reject"])
+        return FlagRule(dest, "reject", text=row["reject"])
     raise ValueError(f"conf/rules.yaml: row {dest!r} has no action")
 
 
 @cache
-def rules() -> dict[str, Rule]:
+def rules() -> dict[str, FlagRule]:
     raw = load_data("rules.yaml")
     return {dest: _rule(dest, row) for dest, row in raw.items()}
 
 
-def apply(rule: Rule, value: Any, spelled: str) -> Outcome:
+def apply(rule: FlagRule, value: Any, spelled: str) -> Outcome:
     """A map/drop/reject row applied to one parsed value; plan rows are decided by translate()."""
     if rule.action == "reject":
         raise CliError(f"argument {spelled}: {rule.text}")

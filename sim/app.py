@@ -19,7 +19,7 @@ from sim.errors import NativeError, SimError, native_error_handler, sim_error_ha
 from sim.knobs import Settings
 from sim.metrics import SimMetrics
 from sim.middleware import AuthMiddleware, GarbageMiddleware
-from sim.scheduler import Engine
+from sim.scheduler import Scheduler
 from sim.sglang_options import SimConfig
 from sim.state import SimState
 
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 def build_state(cfg: SimConfig, settings: Settings) -> SimState:
-    engine = Engine(cfg, settings)
+    engine = Scheduler(cfg, settings)
     if cfg.enable_metrics:
         overrides = {"sglang:time_to_first_token_seconds": cfg.ttft_buckets,
                      "sglang:inter_token_latency_seconds": cfg.itl_buckets,

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from sim.scheduler import Event, Finish, TokenEvent
-from sim.script import Plan
+from sim.script import Script
 from sim.textgen import token_id
 
 DONE = b"data: [DONE]\n\n"
@@ -34,38 +34,38 @@ class Choice:
         else:
             self.finish = event
 
-    def split(self, plan: Plan) -> tuple[str | None, str]:
+    def split(self, script: Script) -> tuple[str | None, str]:
         """(reasoning_content, content) of the pieces so far."""
-        cut = plan.reasoning_pieces
+        cut = script.reasoning_pieces
         return ("".join(self.pieces[:cut]) if cut else None), "".join(self.pieces[cut:])
 
-    def calls_tool(self, plan: Plan) -> bool:
-        return plan.tool_name is not None and self.finish is not None and self.finish.reason == "stop"
+    def calls_tool(self, script: Script) -> bool:
+        return script.tool_name is not None and self.finish is not None and self.finish.reason == "stop"
 
 
-def finish_fields(plan: Plan, choice: Choice) -> dict[str, Any]:
+def finish_fields(script: Script, choice: Choice) -> dict[str, Any]:
     fin = choice.finish
     if fin is None:
         return {"finish_reason": None, "matched_stop": None}
-    if choice.calls_tool(plan):
+    if choice.calls_tool(script):
         return {"finish_reason": "tool_calls", "matched_stop": None}
     return {"finish_reason": fin.reason, "matched_stop": fin.matched_stop}
 
 
-def usage(plan: Plan, choices: Sequence[Choice]) -> dict[str, Any]:
+def usage(script: Script, choices: Sequence[Choice]) -> dict[str, Any]:
     """Prompt (and cached) tokens count once per prompt, completion tokens once per choice, as in SGLang."""
     finishes = [c.finish for c in choices if c.finish is not None]
-    per_prompt = [f for i, f in enumerate(finishes) if i % plan.n == 0]
+    per_prompt = [f for i, f in enumerate(finishes) if i % script.n == 0]
     prompt = sum(f.prompt_tokens for f in per_prompt)
     completion = sum(f.completion_tokens for f in finishes)
-    reasoning = sum(min(plan.reasoning_pieces, f.completion_tokens) for f in finishes)
-    details = {"cached_tokens": sum(f.cached_tokens for f in per_prompt)} if plan.cache_report else None
+    reasoning = sum(min(script.reasoning_pieces, f.completion_tokens) for f in finishes)
+    details = {"cached_tokens": sum(f.cached_tokens for f in per_prompt)} if script.cache_report else None
     return {"prompt_tokens": prompt, "total_tokens": prompt + completion, "completion_tokens": completion,
             "prompt_tokens_details": details, "reasoning_tokens": reasoning}
 
 
-def running_usage(plan: Plan, choice: Choice) -> dict[str, Any]:
-    prompt = len(plan.specs[0].prompt_ids)
+def running_usage(script: Script, choice: Choice) -> dict[str, Any]:
+    prompt = len(script.specs[0].prompt_ids)
     return {"prompt_tokens": prompt, "total_tokens": prompt + len(choice.pieces),
             "completion_tokens": len(choice.pieces), "prompt_tokens_details": None, "reasoning_tokens": 0}
 
@@ -77,29 +77,29 @@ def logprob_entry(piece: str, top: int) -> dict[str, Any]:
             "top_logprobs": [{"token": t, "bytes": list(t.encode()), "logprob": v} for t, v in alternatives[:top]]}
 
 
-def tool_call(plan: Plan, index: int, arguments: str | None = "{}", with_header: bool = True) -> dict[str, Any]:
+def tool_call(script: Script, index: int, arguments: str | None = "{}", with_header: bool = True) -> dict[str, Any]:
     call: dict[str, Any] = {"index": index, "function": {"arguments": arguments}}
     if with_header:
         call = {"id": f"call_{uuid.uuid4().hex[:24]}", "index": index, "type": "function",
-                "function": {"name": plan.tool_name, "arguments": arguments}}
+                "function": {"name": script.tool_name, "arguments": arguments}}
     return call
 
 
-def chat_message(plan: Plan, choice: Choice) -> dict[str, Any]:
-    reasoning, content = choice.split(plan)
-    if choice.calls_tool(plan):
+def chat_message(script: Script, choice: Choice) -> dict[str, Any]:
+    reasoning, content = choice.split(script)
+    if choice.calls_tool(script):
         return {"role": "assistant", "content": None, "reasoning_content": reasoning,
-                "tool_calls": [tool_call(plan, 0)]}
+                "tool_calls": [tool_call(script, 0)]}
     return {"role": "assistant", "content": content, "reasoning_content": reasoning, "tool_calls": None}
 
 
-def chat_response(plan: Plan, choices: Sequence[Choice]) -> dict[str, Any]:
+def chat_response(script: Script, choices: Sequence[Choice]) -> dict[str, Any]:
     out = []
     for i, c in enumerate(choices):
-        logprobs = {"content": [logprob_entry(p, plan.top_logprobs) for p in c.pieces]} if plan.logprobs else None
-        out.append({"index": i, "message": chat_message(plan, c), "logprobs": logprobs, **finish_fields(plan, c)})
-    return {"id": plan.rid, "object": "chat.completion", "created": plan.created, "model": plan.model,
-            "choices": out, "usage": usage(plan, choices), "metadata": {"weight_version": "default"}}
+        logprobs = {"content": [logprob_entry(p, script.top_logprobs) for p in c.pieces]} if script.logprobs else None
+        out.append({"index": i, "message": chat_message(script, c), "logprobs": logprobs, **finish_fields(script, c)})
+    return {"id": script.rid, "object": "chat.completion", "created": script.created, "model": script.model,
+            "choices": out, "usage": usage(script, choices), "metadata": {"weight_version": "default"}}
 
 
 def delta(role: str | None = None, content: str | None = None, reasoning: str | None = None,
@@ -107,30 +107,30 @@ def delta(role: str | None = None, content: str | None = None, reasoning: str | 
     return {"role": role, "content": content, "reasoning_content": reasoning, "tool_calls": tool_calls}
 
 
-def chat_chunk(plan: Plan, index: int, delta_: dict[str, Any], finish: dict[str, Any] | None = None,
+def chat_chunk(script: Script, index: int, delta_: dict[str, Any], finish: dict[str, Any] | None = None,
                logprobs: Any = None, usage_: Any = None) -> dict[str, Any]:
     fields = finish or {"finish_reason": None, "matched_stop": None}
-    return {"id": plan.rid, "object": "chat.completion.chunk", "created": plan.created, "model": plan.model,
+    return {"id": script.rid, "object": "chat.completion.chunk", "created": script.created, "model": script.model,
             "choices": [{"index": index, "delta": delta_, "logprobs": logprobs, **fields}], "usage": usage_}
 
 
-def usage_chunk(plan: Plan, choices: Sequence[Choice]) -> dict[str, Any]:
-    obj = "chat.completion.chunk" if plan.kind == "chat" else "text_completion"
-    return {"id": plan.rid, "object": obj, "created": plan.created, "model": plan.model, "choices": [],
-            "usage": usage(plan, choices)}
+def usage_chunk(script: Script, choices: Sequence[Choice]) -> dict[str, Any]:
+    obj = "chat.completion.chunk" if script.kind == "chat" else "text_completion"
+    return {"id": script.rid, "object": obj, "created": script.created, "model": script.model, "choices": [],
+            "usage": usage(script, choices)}
 
 
-def completion_response(plan: Plan, choices: Sequence[Choice]) -> dict[str, Any]:
+def completion_response(script: Script, choices: Sequence[Choice]) -> dict[str, Any]:
     out = []
     for i, c in enumerate(choices):
-        text = (plan.echo_texts[i] if plan.echo_texts else "") + "".join(c.pieces)
-        out.append({"index": i, "text": text, "logprobs": None, **finish_fields(plan, c)})
-    return {"id": plan.rid, "object": "text_completion", "created": plan.created, "model": plan.model,
-            "choices": out, "usage": usage(plan, choices)}
+        text = (script.echo_texts[i] if script.echo_texts else "") + "".join(c.pieces)
+        out.append({"index": i, "text": text, "logprobs": None, **finish_fields(script, c)})
+    return {"id": script.rid, "object": "text_completion", "created": script.created, "model": script.model,
+            "choices": out, "usage": usage(script, choices)}
 
 
-def completion_chunk(plan: Plan, index: int, text: str, finish: dict[str, Any] | None = None,
+def completion_chunk(script: Script, index: int, text: str, finish: dict[str, Any] | None = None,
                      usage_: Any = None) -> dict[str, Any]:
     fields = finish or {"finish_reason": None, "matched_stop": None}
-    return {"id": plan.rid, "object": "text_completion", "created": plan.created, "model": plan.model,
+    return {"id": script.rid, "object": "text_completion", "created": script.created, "model": script.model,
             "choices": [{"index": index, "text": text, "logprobs": None, **fields}], "usage": usage_}

@@ -28,7 +28,7 @@ from sim.replies import (
     usage_chunk,
 )
 from sim.scheduler import Finish, TokenEvent, merge
-from sim.script import Plan, plan_chat, plan_completion
+from sim.script import Script, script_chat, script_completion
 from sim.state import SimState, get_state
 
 HANG_AFTER_CHUNKS = 3
@@ -42,83 +42,83 @@ router = APIRouter()
 @router.post("/v1/chat/completions")
 async def chat_completions(request: Request) -> Response:
     state = get_state(request)
-    plan = plan_chat(await parse_body(request, ChatCompletionRequest, CHAT), state)
-    return await respond(request, state, plan)
+    script = script_chat(await parse_body(request, ChatCompletionRequest, CHAT), state)
+    return await respond(request, state, script)
 
 
 @router.post("/v1/completions")
 async def completions(request: Request) -> Response:
     state = get_state(request)
-    plan = plan_completion(await parse_body(request, CompletionRequest, COMPLETIONS), state)
-    return await respond(request, state, plan)
+    script = script_completion(await parse_body(request, CompletionRequest, COMPLETIONS), state)
+    return await respond(request, state, script)
 
 
-async def respond(request: Request, state: SimState, plan: Plan) -> Response:
-    if plan.stream:
-        chunks = stream(plan, state)
+async def respond(request: Request, state: SimState, script: Script) -> Response:
+    if script.stream:
+        chunks = stream(script, state)
         if state.fault.kind == "hang_mid_stream":
             chunks = hang_after(chunks, HANG_AFTER_CHUNKS, request)
         return StreamingResponse(chunks, media_type="text/event-stream")
-    choices = await until_disconnect(request, collect(plan, state))
+    choices = await until_disconnect(request, collect(script, state))
     if choices is None:
         return Response(status_code=499)  # nobody is listening; the status only shows up in access logs
-    render = chat_response if plan.kind == "chat" else completion_response
-    return JSONBytesResponse(render(plan, choices))
+    render = chat_response if script.kind == "chat" else completion_response
+    return JSONBytesResponse(render(script, choices))
 
 
-async def collect(plan: Plan, state: SimState) -> list[Choice]:
-    choices = [Choice() for _ in plan.specs]
-    async with aclosing(merge([state.engine.generate(s) for s in plan.specs])) as events:
+async def collect(script: Script, state: SimState) -> list[Choice]:
+    choices = [Choice() for _ in script.specs]
+    async with aclosing(merge([state.engine.generate(s) for s in script.specs])) as events:
         async for index, event in events:
             choices[index].add(event)
     return choices
 
 
-async def stream(plan: Plan, state: SimState) -> AsyncGenerator[bytes, None]:
-    choices = [Choice() for _ in plan.specs]
-    render = _chat_chunks if plan.kind == "chat" else _completion_chunks
-    async with aclosing(merge([state.engine.generate(s) for s in plan.specs])) as events:
+async def stream(script: Script, state: SimState) -> AsyncGenerator[bytes, None]:
+    choices = [Choice() for _ in script.specs]
+    render = _chat_chunks if script.kind == "chat" else _completion_chunks
+    async with aclosing(merge([state.engine.generate(s) for s in script.specs])) as events:
         async for index, event in events:
-            for chunk in render(plan, index, choices[index], event):
+            for chunk in render(script, index, choices[index], event):
                 yield sse(chunk)
-    if plan.include_usage:
-        yield sse(usage_chunk(plan, choices))
+    if script.include_usage:
+        yield sse(usage_chunk(script, choices))
     yield DONE
 
 
-def _chat_chunks(plan: Plan, index: int, choice: Choice, event: TokenEvent | Finish) -> list[dict[str, Any]]:
+def _chat_chunks(script: Script, index: int, choice: Choice, event: TokenEvent | Finish) -> list[dict[str, Any]]:
     chunks = []
     if not choice.started:
         # SGLang opens each choice with a role chunk when its first output arrives.
-        chunks.append(chat_chunk(plan, index, delta(role="assistant", content="")))
+        chunks.append(chat_chunk(script, index, delta(role="assistant", content="")))
         choice.started = True
     choice.add(event)
     if isinstance(event, TokenEvent):
-        if plan.tool_name is not None:
+        if script.tool_name is not None:
             return chunks  # tool calls are parsed from the whole output, so they go out at the end
-        in_reasoning = len(choice.pieces) <= plan.reasoning_pieces
+        in_reasoning = len(choice.pieces) <= script.reasoning_pieces
         d = delta(reasoning=event.text) if in_reasoning else delta(content=event.text)
-        logprobs = {"content": [logprob_entry(event.text, plan.top_logprobs)]} if plan.logprobs else None
-        usage_ = running_usage(plan, choice) if plan.continuous_usage else None
-        return [*chunks, chat_chunk(plan, index, d, logprobs=logprobs, usage_=usage_)]
-    if choice.calls_tool(plan):
-        chunks.append(chat_chunk(plan, index, delta(tool_calls=[tool_call(plan, 0, "")])))
-        chunks.append(chat_chunk(plan, index, delta(tool_calls=[tool_call(plan, 0, "{}", with_header=False)])))
-    elif plan.tool_name is not None and choice.pieces:
-        chunks.append(chat_chunk(plan, index, delta(content="".join(choice.pieces))))
-    return [*chunks, chat_chunk(plan, index, delta(), finish=finish_fields(plan, choice))]
+        logprobs = {"content": [logprob_entry(event.text, script.top_logprobs)]} if script.logprobs else None
+        usage_ = running_usage(script, choice) if script.continuous_usage else None
+        return [*chunks, chat_chunk(script, index, d, logprobs=logprobs, usage_=usage_)]
+    if choice.calls_tool(script):
+        chunks.append(chat_chunk(script, index, delta(tool_calls=[tool_call(script, 0, "")])))
+        chunks.append(chat_chunk(script, index, delta(tool_calls=[tool_call(script, 0, "{}", with_header=False)])))
+    elif script.tool_name is not None and choice.pieces:
+        chunks.append(chat_chunk(script, index, delta(content="".join(choice.pieces))))
+    return [*chunks, chat_chunk(script, index, delta(), finish=finish_fields(script, choice))]
 
 
-def _completion_chunks(plan: Plan, index: int, choice: Choice, event: TokenEvent | Finish) -> list[dict[str, Any]]:
+def _completion_chunks(script: Script, index: int, choice: Choice, event: TokenEvent | Finish) -> list[dict[str, Any]]:
     prefix = ""
     if not choice.started:
-        prefix = plan.echo_texts[index] if plan.echo_texts else ""
+        prefix = script.echo_texts[index] if script.echo_texts else ""
         choice.started = True
     choice.add(event)
     if isinstance(event, TokenEvent):
-        usage_ = running_usage(plan, choice) if plan.continuous_usage else None
-        return [completion_chunk(plan, index, prefix + event.text, usage_=usage_)]
-    return [completion_chunk(plan, index, prefix, finish=finish_fields(plan, choice))]
+        usage_ = running_usage(script, choice) if script.continuous_usage else None
+        return [completion_chunk(script, index, prefix + event.text, usage_=usage_)]
+    return [completion_chunk(script, index, prefix, finish=finish_fields(script, choice))]
 
 
 async def hang_after(

@@ -95,7 +95,7 @@ class _PrefixCache:
         self.hit_tokens = self.query_tokens = 0
 
 
-class Engine:
+class Scheduler:
     def __init__(self, cfg: SimConfig, settings: Settings, metrics: SimMetrics | None = None) -> None:
         self.cfg = cfg
         self.settings = settings

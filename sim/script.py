@@ -1,4 +1,4 @@
-"""Turn a validated OpenAI request into a `Plan`: what each choice will "generate", and how to render it.
+"""Turn a validated OpenAI request into a `Script`: what each choice will "generate", and how to render it.
 
 All checks that can fail run here, before any byte is sent, so a bad streaming request still gets a plain HTTP
 400 (SGLang returns errors raised before the first chunk that way too).
@@ -31,7 +31,7 @@ REASONING_PIECES = ("Let", " me", " think", " about", " it.")
 
 
 @dataclass(frozen=True)
-class Plan:
+class Script:
     kind: Literal["chat", "completion"]
     rid: str
     model: str
@@ -111,7 +111,7 @@ def _chat_pieces(req: ChatCompletionRequest, choice: int, tool_name: str | None,
     return [*reasoning, *echo_pieces(last_user_text(req.messages), offset=choice)]
 
 
-def plan_chat(req: ChatCompletionRequest, state: SimState) -> Plan:
+def script_chat(req: ChatCompletionRequest, state: SimState) -> Script:
     cfg = state.cfg
     validate_chat(req, cfg)
     check_tools_vs_constraints(req)
@@ -132,7 +132,7 @@ def plan_chat(req: ChatCompletionRequest, state: SimState) -> Plan:
         for i in range(n)
     )
     options = req.stream_options
-    return Plan(
+    return Script(
         kind="chat", rid=rid, model=req.model, created=int(time.time()), stream=req.stream, specs=specs,
         include_usage=bool(options and options.include_usage),
         continuous_usage=bool(options and options.continuous_usage_stats), n=n, tool_name=tool_name,
@@ -169,7 +169,7 @@ def _completion_schema(req: CompletionRequest) -> tuple[int, Any]:
     return constraints + bool(req.regex) + bool(req.ebnf), schema
 
 
-def plan_completion(req: CompletionRequest, state: SimState) -> Plan:
+def script_completion(req: CompletionRequest, state: SimState) -> Script:
     cfg = state.cfg
     resolve_lora(req.model, req.lora_path, cfg, state.loras)
     constraints, schema = _completion_schema(req)
@@ -192,7 +192,7 @@ def plan_completion(req: CompletionRequest, state: SimState) -> Plan:
                                  _stops(req.stop)))
             echoes.append(text)
     options = req.stream_options
-    return Plan(
+    return Script(
         kind="completion", rid=rid, model=req.model, created=int(time.time()), stream=req.stream,
         specs=tuple(specs), include_usage=bool(options and options.include_usage),
         continuous_usage=bool(options and options.continuous_usage_stats), n=n,

@@ -10,7 +10,7 @@ from fastapi import Request
 
 from sim.knobs import Fault, Settings
 from sim.metrics import SimMetrics
-from sim.scheduler import Engine
+from sim.scheduler import Scheduler
 from sim.sglang_options import SimConfig
 from sim.textgen import Vocab
 
@@ -21,7 +21,7 @@ ServerStatus = Literal["Starting", "Up"]
 class SimState:
     cfg: SimConfig
     settings: Settings
-    engine: Engine
+    engine: Scheduler
     metrics: SimMetrics | None
     vocab: Vocab = field(default_factory=Vocab)
     loras: dict[str, str] = field(default_factory=dict)

@@ -1,6 +1,6 @@
 """SGLang metric families -> vLLM-named families: the mapping table and the pure translation.
 
-Each `Rule` names the vLLM families it produces, the SGLang family it reads and how series combine. Label
+Each `MetricRule` names the vLLM families it produces, the SGLang family it reads and how series combine. Label
 handling is the same for every rule (docs/metrics.md has the why):
 
 - `model_name` is always the served name given to us, whatever SGLang wrote;
@@ -59,7 +59,7 @@ Derive = Callable[[Families, StopLedger], Series]
 
 
 @dataclass(frozen=True)
-class Rule:
+class MetricRule:
     names: tuple[str, ...]  # vLLM family names (counters without `_total`); aliases share one computation
     kind: str  # gauge | counter | histogram, for the source and the output alike
     source: str  # SGLang family name as the parser reports it (counters without `_total`)
@@ -93,7 +93,7 @@ def translate_families(families: Iterable[Metric], model_name: str, ledger: Stop
     return out
 
 
-def _rule_series(families: Families, rule: Rule) -> Series:
+def _rule_series(families: Families, rule: MetricRule) -> Series:
     return _series(families, rule.source, rule.kind, rule.where, rule.mean)
 
 
@@ -152,7 +152,7 @@ def _bound(le: str) -> str:
     return floatToGoString(float(le))
 
 
-def _emit(rule: Rule, series: Series, model_name: str) -> Iterator[Metric]:
+def _emit(rule: MetricRule, series: Series, model_name: str) -> Iterator[Metric]:
     ordered = sorted(series.items(), key=_sample_order)
     for name in rule.names:
         metric = Metric(name, rule.doc, rule.kind)
@@ -192,31 +192,33 @@ _KV = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
 _KV_DOC = "KV-cache usage. 1 means 100 percent usage. (SGLang: token_usage)"
 
 
-def _h(name: str, source: str, doc: str, where: tuple[tuple[str, str], ...] = ()) -> Rule:
-    return Rule((name,), "histogram", source, f"{doc} (SGLang: {source}; SGLang's buckets)", where)
+def _h(name: str, source: str, doc: str, where: tuple[tuple[str, str], ...] = ()) -> MetricRule:
+    return MetricRule((name,), "histogram", source, f"{doc} (SGLang: {source}; SGLang's buckets)", where)
 
 
-RULES: Sequence[Rule] = (
-    Rule(("vllm:num_requests_running",), "gauge", "sglang:num_running_reqs",
+RULES: Sequence[MetricRule] = (
+    MetricRule(("vllm:num_requests_running",), "gauge", "sglang:num_running_reqs",
          "Number of requests in model execution batches."),
-    Rule(("vllm:num_requests_waiting",), "gauge", "sglang:num_queue_reqs",
+    MetricRule(("vllm:num_requests_waiting",), "gauge", "sglang:num_queue_reqs",
          "Number of requests waiting to be processed."),
-    Rule(_KV, "gauge", "sglang:token_usage", _KV_DOC, mean=True),
-    Rule(_KV, "gauge", "sglang:num_used_tokens", _KV_DOC.replace("token_usage", "num_used_tokens/max_total_num_tokens"),
+    MetricRule(_KV, "gauge", "sglang:token_usage", _KV_DOC, mean=True),
+    MetricRule(_KV, "gauge", "sglang:num_used_tokens",
+         _KV_DOC.replace("token_usage", "num_used_tokens/max_total_num_tokens"),
          derive=_kv_usage_from_token_counts, reads=("sglang:token_usage", "sglang:max_total_num_tokens")),
-    Rule(("vllm:gpu_prefix_cache_hit_rate",), "gauge", "sglang:cache_hit_rate",
+    MetricRule(("vllm:gpu_prefix_cache_hit_rate",), "gauge", "sglang:cache_hit_rate",
          "Prefix cache hit rate, 0-1, of the last prefill batch (SGLang: cache_hit_rate).", mean=True),
-    Rule(("vllm:prompt_tokens",), "counter", "sglang:prompt_tokens", "Number of prefill tokens processed."),
-    Rule(("vllm:generation_tokens",), "counter", "sglang:generation_tokens", "Number of generation tokens processed."),
-    Rule(("vllm:request_success",), "counter", "sglang:num_requests",
+    MetricRule(("vllm:prompt_tokens",), "counter", "sglang:prompt_tokens", "Number of prefill tokens processed."),
+    MetricRule(("vllm:generation_tokens",), "counter", "sglang:generation_tokens",
+         "Number of generation tokens processed."),
+    MetricRule(("vllm:request_success",), "counter", "sglang:num_requests",
          "Count of finished requests by finished_reason: stop = SGLang finished - aborted (SGLang does not split "
          "stop from length), abort = SGLang aborts.", derive=_request_success,
          reads=("sglang:num_aborted_requests",)),
-    Rule(("vllm:num_preemptions",), "counter", "sglang:num_retracted_requests",
+    MetricRule(("vllm:num_preemptions",), "counter", "sglang:num_retracted_requests",
          "Cumulative number of preemptions (SGLang: retracted requests)."),
-    Rule(("vllm:prefix_cache_queries", "vllm:gpu_prefix_cache_queries"), "counter", "sglang:prompt_tokens",
+    MetricRule(("vllm:prefix_cache_queries", "vllm:gpu_prefix_cache_queries"), "counter", "sglang:prompt_tokens",
          "Prefix cache queries, in prompt tokens of finished requests."),
-    Rule(("vllm:prefix_cache_hits", "vllm:gpu_prefix_cache_hits"), "counter", "sglang:cached_tokens",
+    MetricRule(("vllm:prefix_cache_hits", "vllm:gpu_prefix_cache_hits"), "counter", "sglang:cached_tokens",
          "Prefix cache hits, in cached prompt tokens of finished requests (device, host and storage tiers)."),
     _h("vllm:time_to_first_token_seconds", "sglang:time_to_first_token_seconds",
        "Histogram of time to first token in seconds."),

@@ -1,4 +1,4 @@
-"""Shared vocabulary of the request rewrite: the `Rule` record, the per-deployment `RewriteContext`, and
+"""Shared vocabulary of the request rewrite: the `RewriteRule` record, the per-deployment `RewriteContext`, and
 copy-on-write helpers.
 
 A rule is a pure function `(body, ctx) -> new body | VllmError | None`. `None` means "nothing to do", a new
@@ -70,7 +70,7 @@ def context_for(config: MiddlewareConfig | RewriteContext, lora_names: Collectio
 
 
 @dataclass(frozen=True)
-class Rule:
+class RewriteRule:
     """One row of a route's rewrite table; `vllm`/`sglang` are the documentation columns.
 
     `triggers` are byte strings at least one of which occurs in any raw body this rule could change, so a

@@ -17,12 +17,14 @@ from typing import Any
 from middleware.config import MiddlewareConfig
 from middleware.errors import VllmError
 from middleware.rewrite import guided, messages, sampling
-from middleware.rewrite.base import RewriteContext, Rule, context_for, regex_prefilter
+from middleware.rewrite.base import RewriteContext, RewriteRule, context_for, regex_prefilter
 from middleware.rewrite.dump import dump
 from middleware.rewrite.model import model, model_prefilter
 from middleware.rewrite.sampling import describe_nulls, null_defaults
 
-__all__ = ["ROUTE_RULES", "RewriteContext", "RewriteResult", "Rule", "dump", "has_rules", "needs_parse", "rewrite"]
+__all__ = [
+    "ROUTE_RULES", "RewriteContext", "RewriteResult", "RewriteRule", "dump", "has_rules", "needs_parse", "rewrite",
+]
 
 
 @dataclass(frozen=True)
@@ -33,82 +35,82 @@ class RewriteResult:
     error: VllmError | None  # the 4xx vLLM itself would answer; `body` is then irrelevant
 
 
-MODEL = Rule(
+MODEL = RewriteRule(
     "model", model, "`model`: a served-name alias / a LoRA adapter name / an unknown name",
     "the first served name / `<served>:<adapter>` / vLLM's 404 NotFoundError (`param: model`)",
     prefilter=model_prefilter,
 )  # fmt: skip
-STREAM_OPTIONS = Rule(
+STREAM_OPTIONS = RewriteRule(
     "stream_options", sampling.stream_options, "`stream_options` without `stream: true`",
     "vLLM's 400 (SGLang would ignore the options)", (b"stream_options",),
 )  # fmt: skip
-CHAT_LOGPROBS = Rule(
+CHAT_LOGPROBS = RewriteRule(
     "logprobs", sampling.chat_logprobs, "`top_logprobs` (< 0, without `logprobs`, > `--max-logprobs`)",
     "vLLM's 400 (SGLang has no cap: sglang#40076)", (b"logprobs",),
 )  # fmt: skip
-COMPLETION_LOGPROBS = Rule(
+COMPLETION_LOGPROBS = RewriteRule(
     "logprobs", sampling.completion_logprobs, "`logprobs` (int; < 0 or > `--max-logprobs`)",
     "vLLM's 400 (SGLang has no cap)", (b"logprobs",),
 )  # fmt: skip
-RESPONSES_LOGPROBS = Rule(
+RESPONSES_LOGPROBS = RewriteRule(
     "logprobs", sampling.responses_logprobs, "`top_logprobs` > `--max-logprobs`", "vLLM's 400", (b"logprobs",)
 )
-REPETITION_PENALTY = Rule(
+REPETITION_PENALTY = RewriteRule(
     "repetition_penalty", sampling.repetition_penalty, "`repetition_penalty` <= 0 or > 2",
     "<= 0: vLLM's 400; > 2: a 400 naming SGLang's (0, 2] limit (no silent clamp)", (b"repetition_penalty",),
 )  # fmt: skip
-GENERATION_PROMPT = Rule(
+GENERATION_PROMPT = RewriteRule(
     "generation_prompt", messages.generation_prompt,
     "`add_generation_prompt: false` with a final assistant message; both it and `continue_final_message` true",
     "`continue_final_message: true` (prefill); vLLM's 400. Other `false` cases: unchanged (SGLang ignores)",
     (b"add_generation_prompt",),
 )  # fmt: skip
-GENERATION_PROMPT_CONFLICT = Rule(
+GENERATION_PROMPT_CONFLICT = RewriteRule(
     "generation_prompt", messages.generation_prompt_conflict,
     "`add_generation_prompt` and `continue_final_message` both true", "vLLM's 400 (both are native here)",
     (b"add_generation_prompt",),
 )  # fmt: skip
-GUIDED_LEGACY = Rule(
+GUIDED_LEGACY = RewriteRule(
     "guided_legacy", guided.guided_legacy,
     "`guided_json`, `guided_regex`, `guided_choice`, `guided_grammar`, `structural_tag` (vLLM <= 0.11); "
     "`guided_decoding_backend`, `guided_whitespace_pattern`",
     "folded into `structured_outputs` (next rule); backend/whitespace knobs dropped; two kinds: vLLM's 400",
     (b"guided_", b'"structural_tag"'),
 )  # fmt: skip
-STRUCTURED_CHAT = Rule(
+STRUCTURED_CHAT = RewriteRule(
     "structured_outputs", guided.structured_outputs_chat,
     "`structured_outputs.{json,regex,choice,grammar,json_object,structural_tag}`",
     "`response_format` json_schema {name, schema} / `regex` / `regex` `(a|b)` / `ebnf` / `response_format` "
     "json_object / `response_format` structural_tag; conflicts: vLLM's 400",
     (b"structured_outputs",),
 )  # fmt: skip
-STRUCTURED_COMPLETION = Rule(
+STRUCTURED_COMPLETION = RewriteRule(
     "structured_outputs", guided.structured_outputs_completion,
     "`structured_outputs.{json,regex,choice,grammar,json_object,structural_tag}`",
     "`json_schema` (a JSON string) / `regex` / `regex` `(a|b)` / `ebnf` / `response_format` json_object / "
     "`response_format` structural_tag; conflicts: vLLM's 400",
     (b"structured_outputs",),
 )  # fmt: skip
-REQUEST_ID = Rule(
+REQUEST_ID = RewriteRule(
     "request_id", sampling.request_id, "`request_id`", "`rid` (replaces a client `rid`)", (b"request_id",)
 )
-STOP_STR = Rule(
+STOP_STR = RewriteRule(
     "include_stop_str_in_output", sampling.stop_str, "`include_stop_str_in_output`",
     "`no_stop_trim: true` when true; dropped when false", (b"include_stop_str_in_output",),
 )  # fmt: skip
-TOP_K = Rule(
+TOP_K = RewriteRule(
     "top_k", sampling.top_k, "`top_k: 0` (disabled)", "`top_k: -1` (SGLang rejects 0)",
     prefilter=regex_prefilter(rb'"top_k"\s*:\s*-?0(?![0-9])'),
 )  # fmt: skip
-TRUNCATE = Rule(
+TRUNCATE = RewriteRule(
     "truncate_prompt_tokens", sampling.truncate_prompt_tokens, "`truncate_prompt_tokens`",
     "dropped: SGLang has only the server-wide `--allow-auto-truncate`", (b"truncate_prompt_tokens",),
 )  # fmt: skip
-USER_CONTENT_NULL = Rule(
+USER_CONTENT_NULL = RewriteRule(
     "user_content_null", messages.user_content_null, "a `user` message with `content: null`",
     '`content: ""` (vLLM reads null as empty; SGLang rejects it)', (b"null",),
 )  # fmt: skip
-CONTENT_PARTS = Rule(
+CONTENT_PARTS = RewriteRule(
     "content_parts", messages.content_parts,
     "content parts: plain strings, `input_text`/`output_text`/`refusal`, text parts with null text, `thinking` "
     "outside assistant messages, `input_image`, media parts without `type`",
@@ -116,23 +118,23 @@ CONTENT_PARTS = Rule(
     "`input_audio` parts",
     prefilter=regex_prefilter(rb'"content"\s*:\s*\['),
 )  # fmt: skip
-ASSISTANT_REASONING = Rule(
+ASSISTANT_REASONING = RewriteRule(
     "assistant_reasoning", messages.assistant_reasoning, "assistant message `reasoning` (vLLM 0.33's name)",
     "`reasoning_content` (what SGLang and chat templates read)", (b'"reasoning"',),
 )  # fmt: skip
-TOOL_SCHEMAS = Rule(
+TOOL_SCHEMAS = RewriteRule(
     "tool_schemas", messages.tool_schemas,
     "`tools[].function.parameters` (and message-level `tools`) schemas SGLang's 2020-12 check rejects",
     "repaired schemas, see 'Tool-schema repair' below", (b'"parameters"',),
 )  # fmt: skip
-RERANK_TOP_N = Rule(
+RERANK_TOP_N = RewriteRule(
     "top_n", sampling.rerank_top_n, "`top_n: 0` (vLLM: all documents)", "dropped (SGLang rejects < 1)",
     (b'"top_n"',),
 )  # fmt: skip
 
 
-def _nulls(fields: tuple[str, ...]) -> Rule:
-    return Rule(
+def _nulls(fields: tuple[str, ...]) -> RewriteRule:
+    return RewriteRule(
         "null_defaults", null_defaults(fields), f"`null` for {describe_nulls(fields)}",
         "the field omitted, i.e. the default (SGLang types these as non-nullable)", (b"null",),
     )  # fmt: skip
@@ -149,7 +151,7 @@ _COMPLETION = (
 )  # fmt: skip
 _RERANK = (MODEL, RERANK_TOP_N, TRUNCATE)
 
-ROUTE_RULES: Mapping[str, tuple[Rule, ...]] = MappingProxyType({
+ROUTE_RULES: Mapping[str, tuple[RewriteRule, ...]] = MappingProxyType({
     "/v1/chat/completions": _CHAT,
     "/invocations": _CHAT,  # SageMaker; SGLang serves it as chat
     "/v1/completions": _COMPLETION,
@@ -194,21 +196,21 @@ def rewrite(
 
 
 @dataclass(frozen=True)
-class _Plan:
+class _Prefilter:
     triggers: tuple[bytes, ...]
-    prefiltered: tuple[Rule, ...]
+    prefiltered: tuple[RewriteRule, ...]
 
 
 # A body spelling an ASCII letter or `_` as `\u00XX` could hide a trigger key from substring search.
 _ESCAPED_ASCII = re.compile(rb"\\u00[4-7][0-9a-fA-F]")
 
 
-def _plan(rules: tuple[Rule, ...]) -> _Plan:
+def _prefilter(rules: tuple[RewriteRule, ...]) -> _Prefilter:
     triggers = sorted({t for rule in rules if rule.prefilter is None for t in rule.triggers})
-    return _Plan(tuple(triggers), tuple(rule for rule in rules if rule.prefilter is not None))
+    return _Prefilter(tuple(triggers), tuple(rule for rule in rules if rule.prefilter is not None))
 
 
-_PLANS = {route: _plan(rules) for route, rules in ROUTE_RULES.items()}
+_PREFILTERS = {route: _prefilter(rules) for route, rules in ROUTE_RULES.items()}
 
 
 def has_rules(route: str) -> bool:
@@ -221,11 +223,11 @@ def needs_parse(route: str, raw: bytes, config: MiddlewareConfig | RewriteContex
 
     Without `config` the model check cannot compare names, so any `"model"` key means "parse".
     """
-    plan = _PLANS.get(route)
-    if plan is None:
+    prefilter = _PREFILTERS.get(route)
+    if prefilter is None:
         return False
     data = bytes(raw) if not isinstance(raw, (bytes, bytearray)) else raw
-    if (b"\\u00" in data and _ESCAPED_ASCII.search(data)) or any(t in data for t in plan.triggers):
+    if (b"\\u00" in data and _ESCAPED_ASCII.search(data)) or any(t in data for t in prefilter.triggers):
         return True
     ctx = None if config is None else context_for(config)
-    return any(rule.prefilter is not None and rule.prefilter(data, ctx) for rule in plan.prefiltered)
+    return any(rule.prefilter is not None and rule.prefilter(data, ctx) for rule in prefilter.prefiltered)

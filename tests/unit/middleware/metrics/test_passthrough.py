@@ -43,7 +43,7 @@ def test_recorded_page_is_kept_whole_and_only_the_sources_are_parsed() -> None:
 
 @pytest.mark.parametrize("drop", ["", "sglang:token_usage"])
 def test_translating_only_the_sources_changes_nothing(drop: str) -> None:
-    # Also without token_usage, where kv usage is derived from two other families (`Rule.reads`).
+    # Also without token_usage, where kv usage is derived from two other families (`MetricRule.reads`).
     text = "".join(f"# HELP {chunk}\n" for chunk in PAGE[len("# HELP "):].rstrip("\n").split("\n# HELP ")
                    if not drop or not chunk.startswith(drop + " "))
     everything = translate_families(parse(text), "m", StopLedger())
