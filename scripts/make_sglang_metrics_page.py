@@ -19,7 +19,6 @@ import argparse
 import itertools
 import json
 import math
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -33,11 +32,8 @@ from prometheus_client.utils import floatToGoString
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "tests" / "data" / "sglang_metrics_page.txt"
-# The reference lives in the project's shared folder, beside the repository (CI) or under /work (sessions).
-JSON_CANDIDATES = (
-    ROOT.parent / "shared" / "reference" / "sglang-metrics.json",
-    Path("/work/shared/reference/sglang-metrics.json"),
-)
+# SGLang's metric families, copied into the checkout from the researched reference (tests/data/README.md).
+REFERENCE = ROOT / "tests" / "data" / "sglang-metrics.json"
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 BASE = {"model_name": MODEL, "engine_type": "unified", "tp_rank": "0", "pp_rank": "0", "moe_ep_rank": "0"}
@@ -144,12 +140,8 @@ ROUTING_RANGES = (("0", "1"), ("1", "4"), ("4", "+Inf"))
 
 
 def load_spec(path: Path | None) -> list[dict[str, Any]]:
-    candidates = [path] if path else [Path(os.environ.get("SGLANG_METRICS_JSON", "")), *JSON_CANDIDATES]
-    for candidate in candidates:
-        if candidate and candidate.is_file():
-            metrics: list[dict[str, Any]] = json.loads(candidate.read_text())["metrics"]
-            return metrics
-    raise FileNotFoundError(f"sglang-metrics.json not found in {[str(c) for c in candidates]}")
+    metrics: list[dict[str, Any]] = json.loads((path or REFERENCE).read_text())["metrics"]
+    return metrics
 
 
 def label_sets(name: str, labels: Sequence[str]) -> list[dict[str, str]]:
@@ -252,7 +244,7 @@ def build_page(json_path: Path | None = None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", type=Path, help="sglang-metrics.json (default: the shared reference)")
+    parser.add_argument("--json", type=Path, help=f"sglang-metrics.json (default: {REFERENCE.relative_to(ROOT)})")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--check", action="store_true", help="fail if --out differs from a fresh build")
     args = parser.parse_args(argv)
