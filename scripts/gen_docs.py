@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerate the tables in README.md and docs/flags.md from the code (env table, flag translation table).
+"""Regenerate the tables in docs/flags.md and docs/environment.md from the code (conf/, shim/env.py).
 
     scripts/gen_docs.py          rewrite the files
     scripts/gen_docs.py --check  exit 1 if a file is out of date (the test suite runs this)
@@ -12,11 +12,13 @@ import re
 import sys
 from pathlib import Path
 
-from shim.env import ENV_VARS
-from shim.options import vllm_options
-from shim.rules import FlagRule, rules
-
 ROOT = Path(__file__).resolve().parents[1]
+# Document this checkout's code, not whichever `shim` an installed (possibly editable, other) copy provides.
+sys.path.insert(0, str(ROOT))
+
+from shim.env import ENV_VARS  # noqa: E402
+from shim.options import vllm_options  # noqa: E402
+from shim.rules import FlagRule, rules  # noqa: E402
 
 
 def _cell(text: str) -> str:
@@ -42,12 +44,10 @@ def _what(rule: FlagRule) -> str:
     return ("**dropped with a warning**: " if rule.warn else "dropped: ") + _cell(rule.text)
 
 
-def flag_table(include: set[str] | None = None) -> str:
+def flag_table() -> str:
     table = vllm_options()
     rows = ["| vLLM option | SGLang gets |", "|---|---|"]
     for dest, rule in sorted(rules().items(), key=lambda item: table.options[item[0]].name):
-        if include is not None and rule.action not in include:
-            continue
         option = table.options[dest]
         spellings = ", ".join(f"`{f}`" for f in (*option.flags, *option.negations))
         removed = "" if option.current else f" (vLLM ≤ {option.last_seen})"
@@ -63,12 +63,12 @@ def _splice(text: str, name: str, content: str) -> str:
 
 
 def generated() -> dict[Path, str]:
-    readme = (ROOT / "README.md").read_text()
-    readme = _splice(readme, "ENV", env_table())
-    readme = _splice(readme, "FLAGS", flag_table({"map", "plan", "reject"}))
-    flags = (ROOT / "docs" / "flags.md").read_text()
-    flags = _splice(flags, "ALLFLAGS", flag_table())
-    return {ROOT / "README.md": readme, ROOT / "docs" / "flags.md": flags}
+    env = ROOT / "docs" / "environment.md"
+    flags = ROOT / "docs" / "flags.md"
+    return {
+        env: _splice(env.read_text(), "ENV", env_table()),
+        flags: _splice(flags.read_text(), "ALLFLAGS", flag_table()),
+    }
 
 
 def main() -> int:

@@ -1,6 +1,6 @@
 """Every environment variable the shim reads, declared once (name, type, default, doc).
 
-The README's environment table is generated from ENV_VARS (scripts/gen_docs.py); nothing else in the
+docs/environment.md is generated from ENV_VARS (scripts/gen_docs.py); nothing else in the
 shim reads os.environ: translate() takes the environment as an argument.
 """
 

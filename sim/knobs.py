@@ -1,7 +1,7 @@
 """Environment knobs of the simulator, declared once.
 
 Each knob is a field of `Settings` whose metadata carries its variable name and doc line; `KNOBS` and the
-README/docs table are derived from those fields, so adding a knob is a one-line change.
+docs table are derived from those fields, so adding a knob is a one-line change.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ KNOBS: tuple[Knob, ...] = _knobs()
 
 
 def env_table_markdown() -> str:
-    """The knob table for docs/simulator.md and the README (a test keeps the docs in sync)."""
+    """The knob table for docs/simulator.md (a test keeps the docs in sync)."""
     rows = ["| Variable | Type | Default | Meaning |", "|---|---|---|---|"]
     for k in KNOBS:
         default = f"`{k.default}`" if k.default != "" else '`""` (none)'

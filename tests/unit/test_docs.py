@@ -1,4 +1,4 @@
-"""The README's env and flag tables, and docs/flags.md, are generated from the code and kept current."""
+"""docs/flags.md and docs/environment.md are generated from the code and kept current; the README stays short."""
 
 from __future__ import annotations
 
