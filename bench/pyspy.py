@@ -103,7 +103,7 @@ def profile_rewrite(args: argparse.Namespace) -> Path:
     out = args.out or RESULTS / "profile_rewrite_openclaw.txt"
     loop = (
         "import sys, time, orjson; sys.path.insert(0, 'bench'); import bodies\n"
-        "from middleware import rewrite; from middleware.config import MiddlewareConfig\n"
+        "from middleware.rewrite import route_rules as rewrite; from middleware.config import MiddlewareConfig\n"
         "cfg = MiddlewareConfig(served_model_names=('bench-model',)); raw = bodies.openclaw(20)\n"
         f"end = time.monotonic() + {args.seconds}\n"
         "while time.monotonic() < end:\n"

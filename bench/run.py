@@ -298,7 +298,7 @@ def time_rewrite(repeat: int, quick: bool = False) -> dict[str, Any]:
     """In-process cost of each step the middleware runs on the OpenClaw body, and on the 1 MB prompt."""
     import orjson
 
-    from middleware import rewrite
+    from middleware.rewrite import route_rules as rewrite
     from middleware.config import MiddlewareConfig
     from middleware.rewrite.base import context_for
 
