@@ -12,7 +12,8 @@ One fake upstream (bench/upstream.py, imitating SGLang's OpenAI answers) serves 
     chain    client → haproxy → middleware → upstream (the real `python -m middleware`)
 
 Every scenario runs on every path, interleaved, `--repeat` times; the tables show medians. CPU is read from
-/proc/<pid>/stat (utime + stime, all threads and worker processes) before and after each case. Then
+/proc/<pid>/task/*/schedstat (exact on-CPU time of every thread of every worker process; clock-tick
+/proc/<pid>/stat only where the kernel has no schedstat) before and after each case. Then
 `vllm serve` (simulated engine) is timed from exec to haproxy accepting on the public port, and the
 rewrite of the OpenClaw body is timed in-process. Docs: docs/benchmarks.md.
 """
@@ -298,8 +299,8 @@ def time_rewrite(repeat: int, quick: bool = False) -> dict[str, Any]:
     """In-process cost of each step the middleware runs on the OpenClaw body, and on the 1 MB prompt."""
     import orjson
 
-    from middleware.rewrite import route_rules as rewrite
     from middleware.config import MiddlewareConfig
+    from middleware.rewrite import route_rules as rewrite
     from middleware.rewrite.base import context_for
 
     config = MiddlewareConfig(served_model_names=(stack.MODEL,))
