@@ -1,6 +1,7 @@
 """Weigh the tuning levers side by side, in one run, against the product's own chain.
 
-    python bench/levers.py                    # ~10 min on 2 cores; writes bench/results/levers.json
+    python bench/levers.py                    # ~10 min on 2 cores; writes bench/out/levers.json
+    python bench/summarize.py bench/out/levers.json   # the summary docs cite: bench/results/levers.json
     python bench/levers.py --quick            # a few requests per case
 
 Every lever is one extra path beside direct / haproxy / chain (bench/run.py `--extra-chain`), so all of
@@ -20,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import run as bench
 
-RESULTS = Path(__file__).resolve().parent / "results" / "levers.json"
+RESULTS = Path(__file__).resolve().parent / "out" / "levers.json"  # raw; bench/summarize.py -> results/
 # name -> (ChainSpec text, what it tests)
 LEVERS: dict[str, tuple[str, str]] = {
     "asyncio_h11": ("variant=--loop asyncio --http h11", "uvicorn on the stdlib loop and h11 (no uvloop/httptools)"),

@@ -26,7 +26,7 @@ import loadgen
 import run as bench
 import stack
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "out"  # profiles are regenerated, not committed
 
 
 def summarize(collapsed: Path, top: int) -> str:

@@ -1,6 +1,7 @@
 """The proxy-path benchmark: direct vs haproxy vs haproxy + middleware, side by side, in one run.
 
-    python bench/run.py                 # full run (~5 min on 2 cores); writes bench/results/latest.json
+    python bench/run.py                 # full run (~5 min on 2 cores); writes bench/out/latest.json (not committed)
+    python bench/summarize.py bench/out/latest.json   # the summary docs cite: bench/results/latest.json
     python bench/run.py --quick         # a few requests per case (the smoke test uses this)
     python bench/plot.py                # docs/benchmarks.png from bench/results/latest.json
 
@@ -49,7 +50,7 @@ import upstream
 
 PATHS = ("direct", "haproxy", "chain")
 CHAT = "/v1/chat/completions"
-DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
+DEFAULT_JSON = Path(__file__).resolve().parent / "out" / "latest.json"  # raw; bench/summarize.py -> results/
 
 TARGETS = {
     "added_p50_ms": 1.0,
