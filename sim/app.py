@@ -7,7 +7,7 @@ import asyncio
 import logging
 import shlex
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -54,6 +54,52 @@ def _lifespan(state: SimState) -> object:
     return lifespan
 
 
+GET, POST, GET_POST = ("GET",), ("POST",), ("GET", "POST")
+native, openai, extra = routes_native, routes_openai, routes_extra
+
+
+def route_table(cfg: SimConfig) -> list[tuple[str, tuple[str, ...], Callable[..., object]]]:
+    """Every path the simulated SGLang answers, in match order (FastAPI tries them top to bottom)."""
+    rows: list[tuple[str, tuple[str, ...], Callable[..., object]]] = [
+        # Health and discovery.
+        ("/health", GET, native.health),
+        ("/health_generate", GET, native.health),
+        ("/ready", GET, native.ready),
+        ("/ping", GET, native.ping),
+        ("/", ("GET", "HEAD"), native.root),
+        ("/v1/models", GET, native.list_models),
+        ("/v1/models/{model:path}", GET, native.retrieve_model),
+        ("/model_info", GET, native.get_model_info),
+        ("/get_model_info", GET, native.get_model_info),
+        ("/server_info", GET, native.get_server_info),
+        ("/get_server_info", GET, native.get_server_info),
+        ("/v1/loads", GET, native.loads),
+        # Admin (behind --admin-api-key when set).
+        ("/load_lora_adapter", POST, native.load_lora_adapter),
+        ("/unload_lora_adapter", POST, native.unload_lora_adapter),
+        ("/flush_cache", GET_POST, native.flush_cache),
+        ("/release_memory_occupation", GET_POST, native.release_memory_occupation),
+        ("/resume_memory_occupation", GET_POST, native.resume_memory_occupation),
+        ("/abort_request", POST, native.abort_request),
+        ("/pause_generation", POST, native.pause_generation),
+        ("/continue_generation", POST, native.continue_generation),
+        # OpenAI generation.
+        ("/v1/chat/completions", POST, openai.chat_completions),
+        ("/v1/completions", POST, openai.completions),
+        # Native generation, embeddings, rerank, tokenizer.
+        ("/generate", ("POST", "PUT"), extra.generate),
+        ("/v1/embeddings", POST, extra.embeddings),
+        ("/v1/rerank", ("POST", "PUT"), extra.rerank),
+        ("/tokenize", POST, extra.tokenize),
+        ("/v1/tokenize", POST, extra.tokenize),
+        ("/detokenize", POST, extra.detokenize),
+        ("/v1/detokenize", POST, extra.detokenize),
+    ]
+    if cfg.enable_metrics:
+        rows.append(("/metrics", GET, native.metrics))
+    return rows
+
+
 def create_app(args: argparse.Namespace, settings: Settings) -> FastAPI:
     cfg = SimConfig.from_args(args)
     state = build_state(cfg, settings)
@@ -64,11 +110,8 @@ def create_app(args: argparse.Namespace, settings: Settings) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(SimError, sim_error_handler)
     app.add_exception_handler(NativeError, native_error_handler)
-    app.include_router(routes_native.router)
-    app.include_router(routes_openai.router)
-    app.include_router(routes_extra.router)
-    if cfg.enable_metrics:
-        app.add_api_route("/metrics", routes_native.metrics, methods=["GET"])
+    for path, methods, handler in route_table(cfg):
+        app.add_api_route(path, handler, methods=list(methods))
     # Added last = outermost: auth answers before a fault or a route sees the request, as in SGLang.
     if settings.parsed_fault().kind == "garbage":
         app.add_middleware(GarbageMiddleware)

@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 
 from sim.errors import Endpoint, JSONBytesResponse, NativeError, SimError, parse_body
@@ -24,8 +24,6 @@ from sim.validate import Sampling, check_context
 
 DEFAULT_MAX_NEW_TOKENS = 128  # SamplingParams default
 DEFAULT_EMBEDDING_DIMS = 256
-router = APIRouter()
-
 
 # -- /generate -----------------------------------------------------------------------------------------------------
 def _generate_prompt(req: GenerateReqInput, state: SimState) -> tuple[str, tuple[int, ...]]:
@@ -104,7 +102,6 @@ async def _generate_once(spec: SeqSpec, state: SimState, started: float) -> dict
     return body
 
 
-@router.api_route("/generate", methods=["POST", "PUT"])
 async def generate(request: Request) -> Response:
     state = get_state(request)
     req = await parse_body(request, GenerateReqInput, Endpoint("generate_request", 1253, json_only=False))
@@ -127,7 +124,6 @@ def _texts(inputs: Any, state: SimState) -> list[str]:
     return [i if isinstance(i, str) else state.vocab.decode(i) for i in inputs]
 
 
-@router.post("/v1/embeddings")
 async def embeddings(request: Request) -> Response:
     state = get_state(request)
     req = await parse_body(request, EmbeddingRequest, Endpoint("openai_v1_embeddings", 1906))
@@ -148,7 +144,6 @@ async def embeddings(request: Request) -> Response:
     return JSONBytesResponse({"data": data, "model": req.model, "object": "list", "usage": usage})
 
 
-@router.api_route("/v1/rerank", methods=["POST", "PUT"])
 async def rerank(request: Request) -> Response:
     req = await parse_body(request, V1RerankReqInput, Endpoint("v1_rerank_request", 1960))
     scored = sorted(((overlap_score(req.query, d), i, d) for i, d in enumerate(req.documents)), key=lambda t: -t[0])
@@ -162,8 +157,6 @@ async def rerank(request: Request) -> Response:
 
 
 # -- tokenize ---------------------------------------------------------------------------------------------------------
-@router.post("/tokenize")
-@router.post("/v1/tokenize")
 async def tokenize(request: Request) -> Response:
     state = get_state(request)
     req = await parse_body(request, TokenizeRequest, Endpoint("openai_v1_tokenize", 2004))
@@ -177,8 +170,6 @@ async def tokenize(request: Request) -> Response:
     return JSONBytesResponse({"tokens": tokens, "count": count, "max_model_len": state.cfg.context_length})
 
 
-@router.post("/detokenize")
-@router.post("/v1/detokenize")
 async def detokenize(request: Request) -> Response:
     state = get_state(request)
     req = await parse_body(request, DetokenizeRequest, Endpoint("openai_v1_detokenize", 2018))

@@ -7,7 +7,7 @@ import logging
 import time
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -23,16 +23,12 @@ from sim.protocol import (
 from sim.state import SimState, get_state
 
 log = logging.getLogger(__name__)
-router = APIRouter()
-
 FLUSH_TEXT = ("Cache flushed.\nPlease check backend logs for more details. (When there are running or waiting "
               "requests, the operation will not be performed.)\n")
 LORA_DISABLED = "LoRA is not enabled. Please set `--enable-lora` to enable LoRA."
 
 
 # -- health ------------------------------------------------------------------------------------------------------
-@router.get("/health")
-@router.get("/health_generate")
 async def health(request: Request) -> Response:
     state = get_state(request)
     if state.status() != "Up":
@@ -43,18 +39,15 @@ async def health(request: Request) -> Response:
     return Response(status_code=503 if state.engine.memory_released else 200)
 
 
-@router.get("/ready")
 async def ready(request: Request) -> Response:
     state = get_state(request)
     return Response(status_code=200 if state.status() == "Up" and not state.engine.paused else 503)
 
 
-@router.get("/ping")
 async def ping(request: Request) -> Response:
     return Response(status_code=200 if get_state(request).status() == "Up" else 503)
 
 
-@router.api_route("/", methods=["GET", "HEAD"])
 async def root() -> Response:
     return JSONBytesResponse("SGLang is running")
 
@@ -69,12 +62,10 @@ def model_cards(state: SimState) -> list[dict[str, Any]]:
     return [base, *adapters]
 
 
-@router.get("/v1/models")
 async def list_models(request: Request) -> Response:
     return JSONBytesResponse({"object": "list", "data": model_cards(get_state(request))})
 
 
-@router.get("/v1/models/{model:path}")
 async def retrieve_model(request: Request, model: str) -> Response:
     for card in model_cards(get_state(request)):
         if card["id"] == model:
@@ -95,16 +86,12 @@ def model_info(state: SimState) -> dict[str, Any]:
     }
 
 
-@router.get("/model_info")
-@router.get("/get_model_info")
 async def get_model_info(request: Request) -> Response:
     if request.url.path == "/get_model_info":
         log.warning("Endpoint '/get_model_info' is deprecated and will be removed; use '/model_info'.")
     return JSONBytesResponse(model_info(get_state(request)))
 
 
-@router.get("/server_info")
-@router.get("/get_server_info")
 async def get_server_info(request: Request) -> Response:
     state = get_state(request)
     if request.url.path == "/get_server_info":
@@ -122,7 +109,6 @@ async def get_server_info(request: Request) -> Response:
     })
 
 
-@router.get("/v1/loads")
 async def loads(request: Request) -> Response:
     state = get_state(request)
     snap = state.engine.snapshot()
@@ -148,7 +134,6 @@ def _lora_result(state: SimState, error: str | None) -> Response:
     return JSONBytesResponse(body, status_code=200 if error is None else 400)
 
 
-@router.post("/load_lora_adapter")
 async def load_lora_adapter(request: Request) -> Response:
     state = get_state(request)
     req = await parse_body(request, LoadLoRAAdapterReqInput, Endpoint("load_lora_adapter", 1493, json_only=False))
@@ -160,7 +145,6 @@ async def load_lora_adapter(request: Request) -> Response:
     return _lora_result(state, None)
 
 
-@router.post("/unload_lora_adapter")
 async def unload_lora_adapter(request: Request) -> Response:
     state = get_state(request)
     req = await parse_body(request, UnloadLoRAAdapterReqInput, Endpoint("unload_lora_adapter", 1512, False))
@@ -171,27 +155,23 @@ async def unload_lora_adapter(request: Request) -> Response:
     return _lora_result(state, None)
 
 
-@router.api_route("/flush_cache", methods=["GET", "POST"])
 async def flush_cache(request: Request) -> Response:
     ok = get_state(request).engine.flush_cache()
     return PlainTextResponse(FLUSH_TEXT, status_code=200 if ok else 400)
 
 
-@router.api_route("/release_memory_occupation", methods=["GET", "POST"])
 async def release_memory_occupation(request: Request) -> Response:
     await parse_body(request, MemoryOccupationReqInput, Endpoint("release_memory_occupation", 1581, False))
     get_state(request).engine.set_memory_released(True)
     return JSONBytesResponse(None)
 
 
-@router.api_route("/resume_memory_occupation", methods=["GET", "POST"])
 async def resume_memory_occupation(request: Request) -> Response:
     await parse_body(request, MemoryOccupationReqInput, Endpoint("resume_memory_occupation", 1595, False))
     get_state(request).engine.set_memory_released(False)
     return JSONBytesResponse(None)
 
 
-@router.post("/abort_request")
 async def abort_request(request: Request) -> Response:
     req = await parse_body(request, AbortReq, Endpoint("abort_request", 1437, json_only=False))
     if req.abort_all or req.rid:
@@ -199,7 +179,6 @@ async def abort_request(request: Request) -> Response:
     return Response(status_code=200)
 
 
-@router.post("/pause_generation")
 async def pause_generation(request: Request) -> Response:
     endpoint = Endpoint("pause_generation", 1455, json_only=False)
     empty = await read_json(request, endpoint) is None  # unlike most admin routes, the body is optional here
@@ -208,7 +187,6 @@ async def pause_generation(request: Request) -> Response:
     return JSONBytesResponse({"message": "Generation paused successfully.", "status": "ok"})
 
 
-@router.post("/continue_generation")
 async def continue_generation(request: Request) -> Response:
     get_state(request).engine.resume()
     return JSONBytesResponse({"message": "Generation continued successfully.", "status": "ok"})

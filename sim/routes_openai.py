@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator, Awaitable
 from contextlib import aclosing
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 
 from sim.errors import Endpoint, JSONBytesResponse, parse_body
@@ -36,17 +36,13 @@ CHAT = Endpoint("openai_v1_chat_completions", 1870)
 COMPLETIONS = Endpoint("openai_v1_completions", 1851)
 
 _T = TypeVar("_T")
-router = APIRouter()
 
-
-@router.post("/v1/chat/completions")
 async def chat_completions(request: Request) -> Response:
     state = get_state(request)
     script = script_chat(await parse_body(request, ChatCompletionRequest, CHAT), state)
     return await respond(request, state, script)
 
 
-@router.post("/v1/completions")
 async def completions(request: Request) -> Response:
     state = get_state(request)
     script = script_completion(await parse_body(request, CompletionRequest, COMPLETIONS), state)
