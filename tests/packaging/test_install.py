@@ -134,6 +134,18 @@ def dockerfile_arg(name: str) -> str:
     return match.group(1)
 
 
+def test_every_python_package_is_listed_for_the_install() -> None:
+    """setuptools installs only the packages pyproject.toml names: a new subpackage (middleware/rewrite/,
+    shim/pod/, …) left off the list imports from a checkout and is missing from every install."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for top in ("shim", "middleware", "sim", "vllm")
+        for init in (ROOT / top).rglob("__init__.py")
+    }
+    assert sorted(found - listed) == []
+
+
 def test_build_context_keeps_what_the_package_needs() -> None:
     """.dockerignore must not drop a file that `pip install .` or the image scripts read."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
