@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from test_app_support import close_app, run, serve
+from test_app_support import close_app, engine_secrets_file, run, serve
 
 from middleware.app import create_app
 from middleware.config import MiddlewareConfig
@@ -35,7 +35,7 @@ def sim_url() -> Iterator[str]:
 def _config(url: str) -> MiddlewareConfig:
     return MiddlewareConfig(
         engine_url=url, served_model_names=("base", "alias"), model_path="/models/base", api_keys=("k1", "k2"),
-        enable_lora=True, allow_runtime_lora=True,
+        enable_lora=True, allow_runtime_lora=True, engine_secrets_file=engine_secrets_file("k1"),
     )  # fmt: skip
 
 
