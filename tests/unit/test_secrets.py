@@ -118,3 +118,57 @@ def test_scrubber_is_a_no_op_for_clean_records() -> None:
         assert (record.msg, record.args) == ("a %s", ("b",))
     finally:
         logging.setLogRecordFactory(previous)
+
+
+def test_launcher_takes_sglangs_steps_with_the_key_set_between_parse_and_launch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """shim/engine_launch.main against stand-ins for the four SGLang functions (the contract test checks the
+    real `__main__` block has exactly these steps)."""
+    import types
+
+    from shim import engine_launch
+
+    secrets = tmp_path / ENGINE_SECRETS_FILE
+    secrets.write_text(json.dumps({"api_key": "engine-k", "env": {}}))
+    monkeypatch.setenv(SECRETS_ENV, str(secrets))
+    calls: list[tuple[str, object]] = []
+    record = types.SimpleNamespace(api_key=None)
+
+    def prepare(argv: list[str]) -> types.SimpleNamespace:
+        calls.append(("prepare_server_args", list(argv)))
+        return record
+
+    def run_server(server_args: types.SimpleNamespace) -> None:
+        calls.append(("run_server", server_args.api_key))
+
+    fakes = {
+        "sglang": types.ModuleType("sglang"),
+        "sglang.launch_server": types.SimpleNamespace(run_server=run_server),
+        "sglang.srt": types.ModuleType("sglang.srt"),
+        "sglang.srt.plugins": types.SimpleNamespace(load_plugins=lambda: calls.append(("load_plugins", None))),
+        "sglang.srt.server_args": types.SimpleNamespace(prepare_server_args=prepare),
+        "sglang.srt.utils": types.SimpleNamespace(
+            kill_process_tree=lambda pid, include_parent: calls.append(("kill_process_tree", include_parent))
+        ),
+    }
+    for name, module in fakes.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(logging, "setLogRecordFactory", lambda factory: calls.append(("scrubber", None)))
+    engine_launch.main(["--model-path", "m"])
+    assert calls == [
+        ("scrubber", None),  # before anything of SGLang's can log
+        ("load_plugins", None),
+        ("prepare_server_args", ["--model-path", "m"]),
+        ("run_server", "engine-k"),
+        ("kill_process_tree", False),
+    ]
+    assert [name for name, _ in calls[1:]] == list(engine_launch.SGLANG_MAIN_CALLS)
+
+
+def test_launcher_refuses_to_start_without_its_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shim import engine_launch
+
+    monkeypatch.delenv(SECRETS_ENV, raising=False)
+    with pytest.raises(SystemExit, match=SECRETS_ENV):
+        engine_launch.main([])
