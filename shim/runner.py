@@ -26,6 +26,7 @@ from typing import BinaryIO
 from shim.engine_launch import SECRETS_ENV, read_secrets, secret_values
 
 _PR_SET_PDEATHSIG = 1
+MIN_SCRUB_LENGTH = 8
 
 
 def _die_with_parent() -> None:
@@ -57,7 +58,8 @@ def engine_environment(environ: Mapping[str, str], secrets_file: str | None) -> 
     env[SECRETS_ENV] = secrets_file
     user_key = environ.get("VLLM_API_KEY")
     values = [*secret_values(data), *([user_key] if user_key else [])]
-    return env, [v.encode() for v in values]
+    # A very short value (a test key "k") would blank every such letter of the log and hide nothing.
+    return env, [v.encode() for v in values if len(v) >= MIN_SCRUB_LENGTH]
 
 
 def pid_alive(pid: int) -> bool:

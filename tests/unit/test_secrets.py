@@ -73,11 +73,13 @@ def test_middleware_refuses_to_start_without_the_engine_key(tmp_path: Path) -> N
 
 def test_engine_environment(tmp_path: Path) -> None:
     secrets = tmp_path / ENGINE_SECRETS_FILE
-    secrets.write_text(json.dumps({"api_key": "engine-k", "env": {"HF_TOKEN": "hf-t"}}))
-    env, scrub = engine_environment({"VLLM_API_KEY": "user-k", "PATH": "/bin"}, str(secrets))
-    assert env == {"PATH": "/bin", "HF_TOKEN": "hf-t", SECRETS_ENV: str(secrets)}
-    assert set(scrub) == {b"engine-k", b"hf-t", b"user-k"}
-    assert engine_environment({"VLLM_API_KEY": "user-k"}, None) == ({}, [])
+    secrets.write_text(json.dumps({"api_key": "engine-key-1", "env": {"HF_TOKEN": "hf-token-1"}}))
+    env, scrub = engine_environment({"VLLM_API_KEY": "user-key-1", "PATH": "/bin"}, str(secrets))
+    assert env == {"PATH": "/bin", "HF_TOKEN": "hf-token-1", SECRETS_ENV: str(secrets)}
+    assert set(scrub) == {b"engine-key-1", b"hf-token-1", b"user-key-1"}
+    assert engine_environment({"VLLM_API_KEY": "user-key-1"}, None) == ({}, [])
+    # Too short to scrub without blanking the log: "k" stays, the long secrets go.
+    assert engine_environment({"VLLM_API_KEY": "k"}, str(secrets))[1] == [b"engine-key-1", b"hf-token-1"]
 
 
 def test_pump_scrubs_every_line() -> None:
