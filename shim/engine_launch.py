@@ -24,6 +24,7 @@ from typing import Any
 # The engine wrapper points the engine at its secrets file with this variable (a path, not a secret).
 SECRETS_ENV = "VLLM_SHIM_ENGINE_SECRETS"
 REDACTED = "***"
+MIN_SCRUB_LENGTH = 8
 # sglang/launch_server.py's `__main__` block, in order: the contract test compares it with the installed one.
 SGLANG_MAIN_CALLS = ("load_plugins", "prepare_server_args", "run_server", "kill_process_tree")
 
@@ -38,7 +39,9 @@ def read_secrets(path: str) -> dict[str, Any]:
 
 
 def secret_values(data: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(v for v in (data["api_key"], *dict(data.get("env") or {}).values()) if isinstance(v, str) and v)
+    """The file's secrets worth scrubbing: a very short value would blank every such letter and hide nothing."""
+    values = (data["api_key"], *dict(data.get("env") or {}).values())
+    return tuple(v for v in values if isinstance(v, str) and len(v) >= MIN_SCRUB_LENGTH)
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:

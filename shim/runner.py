@@ -23,10 +23,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import BinaryIO
 
-from shim.engine_launch import SECRETS_ENV, read_secrets, secret_values
+from shim.engine_launch import MIN_SCRUB_LENGTH, SECRETS_ENV, read_secrets, secret_values
 
 _PR_SET_PDEATHSIG = 1
-MIN_SCRUB_LENGTH = 8
 
 
 def _die_with_parent() -> None:
