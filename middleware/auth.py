@@ -2,7 +2,8 @@
 
 Only the vLLM-guarded prefixes need `Authorization: Bearer <key>`; /health, /metrics, /tokenize, /ping,
 /invocations and the rest stay open, exactly like vLLM (SGLang guards everything but health and metrics,
-which is why the middleware itself talks to SGLang with the key).
+which is why the middleware talks to SGLang with the internal engine key, never the user's: see
+MiddlewareConfig.engine_secrets_file).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What the middleware needs to know about the deployment, rendered by the shim into the run directory.
 
-The shim writes this as JSON (mode 0600: it may hold API keys) and passes its path on the middleware's
+The shim writes this as JSON (mode 0600: it holds the user's API keys) and passes its path on the middleware's
 command line, so the middleware never re-parses the vLLM command line or reads the shim's environment.
 """
 
@@ -25,7 +25,10 @@ class MiddlewareConfig:
     served_model_names: tuple[str, ...] = ("default",)
     model_path: str = "default"
     max_model_len: int | None = None
+    # The user's keys (--api-key / VLLM_API_KEY): checked here, never given to SGLang.
     api_keys: tuple[str, ...] = ()
+    # Where the internal engine key is (0600, run dir): sent to SGLang as Bearer. Empty: SGLang has no key.
+    engine_secrets_file: str = ""
     max_logprobs: int = 20
     enable_lora: bool = False
     lora_modules: tuple[LoraModule, ...] = ()
@@ -45,6 +48,15 @@ class MiddlewareConfig:
     @property
     def served_model_name(self) -> str:
         return self.served_model_names[0]
+
+    def engine_key(self) -> str | None:
+        """The internal key SGLang was started with (read once at startup; a missing file fails the start)."""
+        if not self.engine_secrets_file:
+            return None
+        key = json.loads(Path(self.engine_secrets_file).read_text()).get("api_key")
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"{self.engine_secrets_file}: no engine api_key")
+        return key
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)

@@ -59,7 +59,8 @@ def request_head(call: Call, path: str, engine: Engine) -> bytes:
         if key not in REQUEST_DROP and not (auth and key == b"authorization"):
             lines += (key, b": ", value, b"\r\n")
     if auth:
-        # The engine runs with the first key, so loopback callers cannot skip the middleware.
+        # The client's Authorization is replaced by the internal engine key: loopback callers cannot skip the
+        # middleware, and the user's key never reaches SGLang.
         lines.append(b"authorization: %s\r\n" % auth.encode("latin-1"))
     if call.request_id is not None:
         lines.append(b"x-request-id: %s\r\n" % call.request_id)

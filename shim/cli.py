@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import sys
 from collections.abc import Sequence
@@ -14,7 +15,7 @@ from shim.errors import CliError
 from shim.help import serve_help, top_help
 from shim.plan import Plan, redact
 from shim.pod.stdio import ensure_reopenable_stdio
-from shim.render import render
+from shim.render import engine_secrets, render
 from shim.translate import translate
 
 VERSION_LINE = f"{VLLM_COMPAT_VERSION} (vllm-to-sglang {__version__}: SGLang behind a vLLM-compatible front)"
@@ -35,13 +36,18 @@ def _report(plan: Plan) -> None:
     print(f"vllm-shim: engine: {program}", file=sys.stderr)
 
 
+def run_files(plan: Plan, *, as_root: bool) -> dict[str, str]:
+    """Everything the run dir holds, with a fresh internal engine key: one per start, never shown or logged."""
+    return {**render(plan, as_root=as_root), **engine_secrets(plan, secrets.token_urlsafe(32))}
+
+
 def write_run_dir(plan: Plan, files: dict[str, str]) -> Path:
     run_dir = Path(plan.run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         for name, text in files.items():
             path = run_dir / name
-            # Owner-only: the supervisord config and middleware.json may hold API keys.
+            # Owner-only: middleware.json holds the user's keys, engine-secrets.json the engine's.
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(text)
@@ -57,8 +63,7 @@ def serve(argv: Sequence[str]) -> int:
         return 0
     try:
         plan = translate(["serve", *argv], os.environ)
-        files = render(plan, as_root=os.geteuid() == 0)
-        run_dir = write_run_dir(plan, files)
+        run_dir = write_run_dir(plan, run_files(plan, as_root=os.geteuid() == 0))
     except CliError as exc:
         return _fail("vllm serve", str(exc))
     _report(plan)
@@ -105,7 +110,7 @@ def shim_main(argv: Sequence[str] | None = None) -> int:
         if command == "translate":
             print(json.dumps(plan.summary(), indent=2))
             return 0
-        write_run_dir(plan, render(plan, as_root=os.geteuid() == 0))
+        write_run_dir(plan, run_files(plan, as_root=os.geteuid() == 0))
     except CliError as exc:
         return _fail(f"vllm-shim {command}", str(exc))
     print(plan.run_dir)

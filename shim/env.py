@@ -71,7 +71,13 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("VLLM_SHIM_HAPROXY", str, "haproxy", "the haproxy binary"),
     EnvVar("SGLANG_TOOL_CALL_PARSER", str, None, "SGLang tool-call parser; wins over `--tool-call-parser`"),
     EnvVar("SGLANG_REASONING_PARSER", str, None, "SGLang reasoning parser; wins over `--reasoning-parser`"),
-    EnvVar("SGLANG_EXTRA_ARGS", _words, (), "shell words appended to the SGLang arguments (SGLang-only options)"),
+    EnvVar(
+        "SGLANG_EXTRA_ARGS",
+        _words,
+        (),
+        "shell words appended to the SGLang arguments (SGLang-only options); a word SGLang's parser would read as"
+        " host, port, model, served name, a key, TLS, gRPC or --config is refused (exit 2)",
+    ),
     EnvVar("VLLM_API_KEY", str, None, "vLLM's API key variable; `--api-key` wins", secret=True),
     EnvVar(
         "VLLM_ALLOW_RUNTIME_LORA_UPDATING",

@@ -8,8 +8,11 @@ from typing import Any
 from middleware.config import MiddlewareConfig
 
 REDACTED = "***"
-# SGLang options whose value is a secret: redacted wherever a plan is shown.
-SECRET_FLAGS = frozenset({"--api-key", "--admin-api-key", "--hf-token"})
+# Options whose value is a secret. The plan never gives them to SGLang (SGLANG_EXTRA_ARGS refuses them too);
+# redaction stays as a second net wherever arguments are shown.
+SECRET_FLAGS = frozenset({"--api-key", "--admin-api-key", "--hf-token", "--ssl-keyfile-password"})
+# The engine secrets file in the run dir (0600): the internal engine key and HF_TOKEN (shim/pod/engine_launch.py).
+ENGINE_SECRETS_FILE = "engine-secrets.json"
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ class Plan:
     middleware_workers: int
     haproxy: str
     python: str
+    # Secret environment for the engine (HF_TOKEN), delivered by the engine secrets file: never argv, never shown.
+    engine_env: tuple[tuple[str, str], ...] = ()
 
     @property
     def served_model_name(self) -> str:

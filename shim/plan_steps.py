@@ -31,6 +31,8 @@ class Draft:
     ports: Any = None
     served_names: tuple[str, ...] = ()
     api_keys: tuple[str, ...] = ()
+    # Secrets the engine gets in its environment through the engine secrets file, never on argv.
+    engine_env: dict[str, str] = field(default_factory=dict)
     max_model_len: int | None = None
     # What the steps decide for the middleware; translate() adds the rest (engine URL, names, keys).
     middleware: MiddlewareConfig = field(default_factory=MiddlewareConfig)
@@ -44,10 +46,9 @@ class Draft:
     def base_args(self) -> list[str]:
         """What SGLang always gets: full spellings (SGLang's parser takes abbreviations; `--pp` is ambiguous)."""
         args = ["--model-path", self.model, "--served-model-name", self.served_names[0]]
-        args += ["--host", "127.0.0.1", "--port", str(self.ports.engine), "--enable-metrics"]
-        if self.api_keys:
-            args += ["--api-key", self.api_keys[0]]
-        return args
+        # No --api-key: the user's keys are the middleware's; SGLang gets an internal key without argv
+        # (shim/pod/engine_launch.py).
+        return [*args, "--host", "127.0.0.1", "--port", str(self.ports.engine), "--enable-metrics"]
 
 
 def ports(d: Draft) -> None:
@@ -81,6 +82,14 @@ def served_names(d: Draft) -> None:
 def api_key(d: Draft) -> None:
     keys = d.value("api_key") or ([d.env["VLLM_API_KEY"]] if d.env["VLLM_API_KEY"] else [])
     d.api_keys = tuple([keys] if isinstance(keys, str) else keys)
+
+
+def hf_token(d: Draft) -> None:
+    """vLLM's --hf-token: a value goes to the engine as HF_TOKEN (never argv); bare, the stored login is used,
+    which huggingface_hub does by itself."""
+    token = d.value("hf_token")
+    if isinstance(token, str) and token:
+        d.engine_env["HF_TOKEN"] = token
 
 
 def _parser_name(d: Draft, dest: str, env_name: str) -> str | None:
@@ -201,6 +210,7 @@ STEPS: dict[str, Step] = {
     "ports": ports,
     "served_names": served_names,
     "api_key": api_key,
+    "hf_token": hf_token,
     "tool_call_parser": tool_call_parser,
     "reasoning_parser": reasoning_parser,
     "lora": lora,

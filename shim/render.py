@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ import jinja2
 
 from shim.data_files import data_text
 from shim.errors import CliError
-from shim.plan import Plan
+from shim.plan import ENGINE_SECRETS_FILE, Plan
 
 # SGLang's /health generates one token when idle (~1 s) and answers at once when busy. Two missed 5 s
 # checks mark it DOWN: a dead engine shows in ~3 s, a wedged one in ~14 s, and one slow answer under load
@@ -73,7 +74,8 @@ def programs(plan: Plan) -> list[Program]:
     middleware = [plan.python, "-m", "middleware", "--config", f"{run}/middleware.json", "--host", "127.0.0.1"]
     middleware += ["--port", str(plan.ports.middleware), "--workers", str(plan.middleware_workers)]
     engine = [plan.python, "-m", "shim.pod.engine_wrapper", "--name", "engine", "--drain-pidfile", f"{run}/haproxy.pid"]
-    engine += ["--drain-seconds", str(drain), "--stop-seconds", str(ENGINE_STOP_SECONDS), "--"]
+    engine += ["--drain-seconds", str(drain), "--stop-seconds", str(ENGINE_STOP_SECONDS)]
+    engine += ["--secrets-file", f"{run}/{ENGINE_SECRETS_FILE}", "--"]
     engine += [*plan.engine_program, *plan.engine_args]
     return [
         # USR1 is haproxy's soft stop: unbind, let in-flight requests finish (bounded by hard-stop-after).
@@ -93,6 +95,15 @@ def _environment() -> jinja2.Environment:
         autoescape=False,
         keep_trailing_newline=True,
     )
+
+
+def engine_secrets(plan: Plan, engine_key: str) -> dict[str, str]:
+    """The engine secrets file, {ENGINE_SECRETS_FILE: text}: the internal key the engine runs with and the
+    middleware sends, and the engine's secret environment. The caller draws the key (a fresh one per start)."""
+    if not engine_key:
+        raise ValueError("the engine key must not be empty")
+    text = json.dumps({"api_key": engine_key, "env": dict(plan.engine_env)}, indent=2, sort_keys=True)
+    return {ENGINE_SECRETS_FILE: text + "\n"}
 
 
 def render(plan: Plan, *, as_root: bool = False) -> dict[str, str]:

@@ -11,18 +11,18 @@ from shim import VLLM_COMPAT_VERSION
 from shim.argv import ParsedArgs, parse
 from shim.env import read_env
 from shim.errors import CliError
-from shim.plan import Dropped, Plan
+from shim.extra_args import check_extra_args
+from shim.plan import ENGINE_SECRETS_FILE, Dropped, Plan
 from shim.plan_steps import STEPS, Draft
 from shim.rules import apply, rules
 
 # vLLM >= 0.10 serves this model when none is named anywhere.
 VLLM_DEFAULT_MODEL = "Qwen/Qwen3-0.6B"
 ENGINE_PROGRAMS = {
-    "sglang": ("python3", "-m", "sglang.launch_server"),
+    # SGLang's own launch path, with the internal key set between parsing and launch (never on argv).
+    "sglang": ("python3", "-m", "shim.pod.engine_launch"),
     "sim": ("{python}", "-m", "sim"),
 }
-# The topology is ours: SGLANG_EXTRA_ARGS may add SGLang options but not move the engine.
-RESERVED_EXTRA = ("--host", "--port", "--model-path", "--model", "--served-model-name", "--api-key")
 
 
 @dataclass
@@ -63,14 +63,6 @@ def _engine_program(env: Mapping[str, Any], python: str) -> tuple[str, ...]:
     return tuple(word.format(python=python) for word in ENGINE_PROGRAMS[engine])
 
 
-def _extra_args(env: Mapping[str, Any]) -> list[str]:
-    extra = list(env["SGLANG_EXTRA_ARGS"])
-    for word in extra:
-        if word.partition("=")[0] in RESERVED_EXTRA:
-            raise CliError(f"environment variable SGLANG_EXTRA_ARGS: {word.partition('=')[0]} is set by the shim")
-    return extra
-
-
 def _model(parsed: ParsedArgs, warnings: list[str]) -> str:
     if parsed.model:
         return parsed.model
@@ -86,7 +78,7 @@ def translate(argv: Sequence[str], environ: Mapping[str, str], *, python: str = 
     draft = Draft(parsed=parsed, env=env, model=_model(parsed, collected.warnings))
     for step in STEPS.values():
         step(draft)
-    engine_args = (*draft.base_args(), *collected.args, *draft.args, *_extra_args(env))
+    engine_args = (*draft.base_args(), *collected.args, *draft.args, *check_extra_args(env["SGLANG_EXTRA_ARGS"]))
     middleware = replace(
         draft.middleware,
         engine_url=f"http://127.0.0.1:{draft.ports.engine}",
@@ -94,6 +86,7 @@ def translate(argv: Sequence[str], environ: Mapping[str, str], *, python: str = 
         model_path=draft.model,
         max_model_len=draft.max_model_len,
         api_keys=draft.api_keys,
+        engine_secrets_file=f"{env['VLLM_SHIM_RUN_DIR']}/{ENGINE_SECRETS_FILE}",
         max_body_bytes=env["VLLM_SHIM_MAX_BODY_BYTES"],
         vllm_version=VLLM_COMPAT_VERSION,
     )
@@ -112,4 +105,5 @@ def translate(argv: Sequence[str], environ: Mapping[str, str], *, python: str = 
         middleware_workers=env["VLLM_SHIM_MIDDLEWARE_WORKERS"],
         haproxy=env["VLLM_SHIM_HAPROXY"],
         python=python,
+        engine_env=tuple(sorted(draft.engine_env.items())),
     )

@@ -36,7 +36,7 @@ class AuthMiddleware:
             if token == self.admin_api_key:
                 return 200
             return 403 if token is not None and token == self.api_key else 401
-        if self.api_key and token not in (self.api_key, self.admin_api_key):
+        if self.api_key and (token is None or token not in (self.api_key, self.admin_api_key)):
             return 401
         return 200
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from shim.pod.engine_launch import SECRETS_ENV, engine_key_from_env
 from sim import SGLANG_VERSION
 from sim.knobs import Settings, SettingsError
 from sim.sglang_argv import parse_args
@@ -61,11 +62,18 @@ def _uvicorn_config(cfg: SimConfig, app: object) -> uvicorn.Config:
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.log_level)
+    environ = os.environ if environ is None else environ
     try:
-        settings = Settings.from_env(os.environ if environ is None else environ)
+        settings = Settings.from_env(environ)
     except SettingsError as e:
         log.error("%s", e)
         return 2
+    if environ.get(SECRETS_ENV):
+        # As shim/pod/engine_launch.py does for SGLang: the internal key from the secrets file, logs scrubbed.
+        args.api_key, _ = engine_key_from_env(environ)
+    # SGLang logs its whole ServerArgs, secrets included, at INFO on start; so does the simulator, so a
+    # secret that reaches the engine's arguments shows in the pod log here as it would with SGLang.
+    log.info(f"server_args={vars(args)!r}")
     cfg = SimConfig.from_args(args)
     log.info("simulated SGLang %s (test double, no model loaded): %s", SGLANG_VERSION, cfg.describe())
     log.info("accepted but not simulated: %s", describe_ignored(args))

@@ -5,7 +5,8 @@
 #   deploy/image/verify-install.sh PREFIX          PREFIX = the virtualenv (/opt/venv in the image)
 #
 # EXPECT_SGLANG_VERSION=X (the image build sets it) also requires that `python3` on PATH is PREFIX's and
-# sees the sglang X distribution, so `python3 -m sglang.launch_server` (the shim's engine) is the pinned one.
+# sees the sglang X distribution, so `python3 -m shim.pod.engine_launch` (the shim's engine, which runs SGLang's
+# launch_server steps) starts the pinned one.
 set -uo pipefail
 prefix=$(cd "${1:?usage: verify-install.sh PREFIX}" && pwd)
 src=$(cd "$(dirname "$0")/../.." && pwd)

@@ -84,7 +84,9 @@ class Engine:
 
     def __init__(self, config: MiddlewareConfig, session: aiohttp.ClientSession | None = None) -> None:
         self.base_url = config.engine_url.rstrip("/")
-        self.auth = f"Bearer {config.api_keys[0]}" if config.api_keys else None
+        # The internal key, never the user's: SGLang is started with it (shim/pod/engine_launch.py).
+        key = config.engine_key()
+        self.auth = f"Bearer {key}" if key else None
         self._session = session
         self._owned = session is None
         parts = urlsplit(self.base_url)

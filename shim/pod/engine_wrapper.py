@@ -5,7 +5,9 @@ would stop last). This runner, started as the `engine` program, fixes both:
 - every line the engine prints is prefixed with `[engine] `, so `kubectl logs` shows who speaks;
 - on SIGTERM it first soft-stops haproxy (SIGUSR1: stop accepting, finish in-flight requests), waits for
   it up to the drain time, then stops the engine's whole process group, then kills what is left;
-- when the engine exits by itself, its leftover children are killed and its exit status is passed on.
+- when the engine exits by itself, its leftover children are killed and its exit status is passed on;
+- with --secrets-file, the engine gets the file's path (SECRETS_ENV) and its environment variables (HF_TOKEN),
+  never the user's VLLM_API_KEY, and every secret in the file is replaced by `***` in every line it prints.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import BinaryIO
+
+from shim.pod.engine_launch import MIN_SCRUB_LENGTH, SECRETS_ENV, read_secrets, secret_values
 
 _PR_SET_PDEATHSIG = 1
 
@@ -32,10 +36,29 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def pump(source: BinaryIO, sink: BinaryIO, prefix: bytes) -> None:
+def pump(source: BinaryIO, sink: BinaryIO, prefix: bytes, secrets: Sequence[bytes] = ()) -> None:
     for line in iter(source.readline, b""):
+        for secret in secrets:
+            line = line.replace(secret, b"***")
         sink.write(prefix + line if line.endswith(b"\n") else prefix + line + b"\n")
         sink.flush()
+
+
+def engine_environment(environ: Mapping[str, str], secrets_file: str | None) -> tuple[dict[str, str], list[bytes]]:
+    """The engine's environment and the byte strings to scrub from its output.
+
+    The user's key is the middleware's alone: SGLang is started with the internal key from the secrets file.
+    """
+    env = {k: v for k, v in environ.items() if k != "VLLM_API_KEY"}
+    if not secrets_file:
+        return env, []
+    data = read_secrets(secrets_file)
+    env.update({str(k): str(v) for k, v in dict(data.get("env") or {}).items()})
+    env[SECRETS_ENV] = secrets_file
+    user_key = environ.get("VLLM_API_KEY")
+    values = [*secret_values(data), *([user_key] if user_key else [])]
+    # A very short value (a test key "k") would blank every such letter of the log and hide nothing.
+    return env, [v.encode() for v in values if len(v) >= MIN_SCRUB_LENGTH]
 
 
 def pid_alive(pid: int) -> bool:
@@ -78,14 +101,27 @@ def exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def run(name: str, command: Sequence[str], pidfile: str | None, drain_seconds: float, stop_seconds: float) -> int:
+def run(
+    name: str,
+    command: Sequence[str],
+    pidfile: str | None,
+    drain_seconds: float,
+    stop_seconds: float,
+    secrets_file: str | None = None,
+) -> int:
     prefix = f"[{name}] ".encode()
+    env, secrets = engine_environment(os.environ, secrets_file)
     child = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, preexec_fn=_die_with_parent
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+        env=env,
     )
     pumps = [
-        threading.Thread(target=pump, args=(child.stdout, sys.stdout.buffer, prefix), daemon=True),
-        threading.Thread(target=pump, args=(child.stderr, sys.stderr.buffer, prefix), daemon=True),
+        threading.Thread(target=pump, args=(child.stdout, sys.stdout.buffer, prefix, secrets), daemon=True),
+        threading.Thread(target=pump, args=(child.stderr, sys.stderr.buffer, prefix, secrets), daemon=True),
     ]
     for thread in pumps:
         thread.start()
@@ -113,12 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain-pidfile")
     parser.add_argument("--drain-seconds", type=float, default=0)
     parser.add_argument("--stop-seconds", type=float, default=30)
+    parser.add_argument("--secrets-file", help="the engine secrets file (JSON, 0600) written by `vllm serve`")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("no command given after --")
-    return run(args.name, command, args.drain_pidfile, args.drain_seconds, args.stop_seconds)
+    return run(args.name, command, args.drain_pidfile, args.drain_seconds, args.stop_seconds, args.secrets_file)
 
 
 if __name__ == "__main__":

@@ -109,6 +109,8 @@ def start_stack(tmp_path: Path, *vllm_args: str, port: int | None = None, **envi
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log_path = tmp_path / "stack.log"
     command = [sys.executable, "-m", "vllm", "serve", "test-model", "--port", str(port), *vllm_args]
-    with open(log_path, "wb") as log:
+    # Append mode: supervisord reopens /dev/stdout for its programs, so the file is written through several
+    # open file descriptions; without O_APPEND its own lines overwrite the programs' from offset 0.
+    with open(log_path, "ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     return Stack(run_dir=run_dir, port=port, process=process, log_path=log_path, env=env)

@@ -7,8 +7,12 @@ It lives in a test_* module (imported by the others) because tests/unit has no c
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import json
+import os
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -300,6 +304,16 @@ def upstream() -> Iterator[tuple[Upstream, str]]:
     fake = Upstream()
     with serve(fake) as url:
         yield fake, url
+
+
+def engine_secrets_file(key: str) -> str:
+    """An engine secrets file as `vllm serve` writes it, holding `key`: the key the simulated engine runs with
+    and the middleware sends it (the user's keys are the middleware's alone)."""
+    fd, path = tempfile.mkstemp(prefix="engine-secrets-", suffix=".json")
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"api_key": key, "env": {}}, handle)
+    atexit.register(os.unlink, path)
+    return path
 
 
 def make_config(url: str, **overrides: Any) -> MiddlewareConfig:

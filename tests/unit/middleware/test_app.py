@@ -3,6 +3,7 @@ allow-list, bad input, auth and error translation."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -241,10 +242,12 @@ AUTH = [
 
 @pytest.mark.parametrize(("path", "method", "authorization", "status"), AUTH)
 def test_auth_matrix(upstream: tuple[Upstream, str], path: str, method: str, authorization: str | None,
-                     status: int) -> None:  # fmt: skip
+                     status: int, tmp_path: Path) -> None:  # fmt: skip
     fake, url = upstream
     headers = {**JSON, **({"authorization": authorization} if authorization else {})}
-    config = make_config(url, api_keys=("k1", "k2"))
+    secrets = tmp_path / "engine-secrets.json"
+    secrets.write_text('{"api_key": "internal", "env": {}}')
+    config = make_config(url, api_keys=("k1", "k2"), engine_secrets_file=str(secrets))
 
     async def go() -> httpx.Response:
         async with middleware(config) as client:
@@ -255,8 +258,8 @@ def test_auth_matrix(upstream: tuple[Upstream, str], path: str, method: str, aut
     if status == 401:
         assert resp.json() == {"error": "Unauthorized"}
     elif status == 200 and path not in ("/version", "/v1/models"):
-        # The engine always gets the first key, whatever key (if any) the client used.
-        assert fake.state.last()["headers"]["authorization"] == "Bearer k1"
+        # The engine always gets the internal key, never a user's, whatever key (if any) the client used.
+        assert fake.state.last()["headers"]["authorization"] == "Bearer internal"
 
 
 def test_observer_sees_every_request_with_its_route_template(upstream: tuple[Upstream, str]) -> None:

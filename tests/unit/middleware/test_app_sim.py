@@ -11,7 +11,7 @@ import pytest
 
 from middleware.app import create_app
 from middleware.config import MiddlewareConfig
-from tests.unit.middleware.conftest import close_app, run, serve
+from tests.unit.middleware.conftest import close_app, engine_secrets_file, run, serve
 
 sim_app = pytest.importorskip("sim.app", reason="the simulated engine has not landed")
 sim_cli = pytest.importorskip("sim.sglang_argv")
@@ -35,7 +35,7 @@ def sim_url() -> Iterator[str]:
 def _config(url: str) -> MiddlewareConfig:
     return MiddlewareConfig(
         engine_url=url, served_model_names=("base", "alias"), model_path="/models/base", api_keys=("k1", "k2"),
-        enable_lora=True, allow_runtime_lora=True,
+        enable_lora=True, allow_runtime_lora=True, engine_secrets_file=engine_secrets_file("k1"),
     )  # fmt: skip
 
 

@@ -77,7 +77,8 @@ def test_everything_but_haproxy_binds_loopback(tmp_path: Path) -> None:
 
 def test_secret_files_are_owner_only(tmp_path: Path) -> None:
     run_dir, files = rendered(tmp_path, "serve m --api-key s3cret")
-    assert "s3cret" in files["supervisord.conf"] and "s3cret" in files["middleware.json"]
+    # The user's key is the middleware's alone: never on the engine's command line in supervisord.conf.
+    assert "s3cret" not in files["supervisord.conf"] and "s3cret" in files["middleware.json"]
     for name in files:
         assert (run_dir / name).stat().st_mode & 0o077 == 0, name
     assert run_dir.stat().st_mode & 0o077 == 0

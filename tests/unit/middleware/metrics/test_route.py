@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from middleware.app import create_app
 from middleware.config import MiddlewareConfig
 from middleware.metrics.bridge import CONTENT_TYPE, MetricsBridge
-from tests.unit.middleware.conftest import close_app, run, serve
+from tests.unit.middleware.conftest import close_app, engine_secrets_file, run, serve
 
 sim_app = pytest.importorskip("sim.app", reason="the simulated engine has not landed")
 sim_cli = pytest.importorskip("sim.sglang_argv")
@@ -47,7 +47,7 @@ def sim_url() -> Iterator[str]:
 def _config(url: str) -> MiddlewareConfig:
     # With API keys: /metrics must still answer a scraper that sends none, as vLLM's does.
     return MiddlewareConfig(engine_url=url, served_model_names=("base",), model_path="/models/base",
-                            api_keys=("k1", "k2"))
+                            api_keys=("k1", "k2"), engine_secrets_file=engine_secrets_file("k1"))
 
 
 def values(text: str) -> Values:
