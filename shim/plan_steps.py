@@ -122,14 +122,46 @@ def _lora_module(item: str, spelled: str) -> LoraModule:
     return LoraModule(name=name, path=path)
 
 
+VLLM_LORA_DEFAULTS = {"max_lora_rank": 16, "max_loras": 1}
+LORA_OPTIONS = ("max_lora_rank", "max_loras", "max_cpu_loras", "lora_target_modules")
+
+
+def _lora_sizes(d: Draft, modules: int) -> list[str]:
+    """vLLM's LoRA limits stated to SGLang, so SGLang's own (rank/modules required, loaded ≥ per batch) hold."""
+    rank = parse_int(d.value("max_lora_rank", VLLM_LORA_DEFAULTS["max_lora_rank"]), d.spelled("max_lora_rank"))
+    per_batch = parse_int(d.value("max_loras", VLLM_LORA_DEFAULTS["max_loras"]), d.spelled("max_loras"))
+    cpu = d.value("max_cpu_loras")
+    loaded: list[str] = []
+    if cpu is not None:
+        # Without it SGLang keeps any number of adapters loaded: at least vLLM's LRU cache of max_loras.
+        count = parse_int(cpu, d.spelled("max_cpu_loras"))
+        if count < per_batch:
+            raise CliError(
+                f"argument {d.spelled('max_cpu_loras')}: max_cpu_loras ({count}) must be >= max_loras ({per_batch})"
+            )
+        if modules > count:
+            # vLLM pages adapters in and out of its CPU cache; SGLang keeps every --lora-paths adapter loaded.
+            d.warnings.append(f"SGLang keeps all {modules} --lora-modules loaded: --max-loaded-loras {modules}")
+        loaded = ["--max-loaded-loras", str(max(count, modules))]
+    targets = d.value("lora_target_modules") or ["all"]
+    targets = [targets] if isinstance(targets, str) else list(targets)
+    sizes = ["--max-lora-rank", str(rank), "--lora-target-modules", *targets, "--max-loras-per-batch", str(per_batch)]
+    return sizes + loaded
+
+
 def lora(d: Draft) -> None:
     items = d.value("lora_modules") or []
     modules = tuple(_lora_module(item, d.spelled("lora_modules")) for item in items)
     enabled = bool(d.value("enable_lora")) or bool(modules)
-    if modules:
-        if not d.value("enable_lora"):
-            d.args.append("--enable-lora")
-        d.args += ["--lora-paths", *(f"{m.name}={m.path}" for m in modules)]
+    if enabled:
+        d.args.append("--enable-lora")
+        if modules:
+            d.args += ["--lora-paths", *(f"{m.name}={m.path}" for m in modules)]
+        d.args += _lora_sizes(d, len(modules))
+    else:
+        given = [d.spelled(o) for o in LORA_OPTIONS if d.value(o) is not None]
+        if given:
+            d.warnings.append(f"{', '.join(given)} ignored: LoRA is off (no --enable-lora or --lora-modules)")
     d.middleware.update(enable_lora=enabled, lora_modules=modules)
 
 

@@ -1,0 +1,124 @@
+"""Every command line the shim builds gets past SGLang's OWN launch-time resolution and checks.
+
+`sglang serve` parses its arguments, then `ServerArgs.resolve_once()` (model config, memory, parallel layout,
+LoRA, speculative, HiCache, P/D hooks) and `check_server_args()`; a line that fails there never starts. The
+launch oracle (sglang_launch_oracle.py) runs exactly those on a stubbed 8 × H100 node, offline, with the small
+model configs in tests/data/models/. Cases: the chart/operator fixtures and hand-written lines of
+test_engine_args_contract.py (run on each model), the topology cases below, and a generated corpus.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shim.translate import translate
+from tests.contract.conftest import SGLangOracle
+from tests.contract.test_engine_args_contract import CASES, Case
+
+pytestmark = pytest.mark.contract
+
+MODELS = Path(__file__).resolve().parents[1] / "data" / "models"
+LLAMA, MOE, MISTRAL = (str(MODELS / name) for name in ("llama", "qwen3-moe", "mistral"))
+
+
+def with_model(argv: tuple[str, ...], model: str) -> list[str]:
+    """The same vLLM command line serving the local config `model` (the positional or --model value)."""
+    out = list(argv)
+    index = 1 if out and out[0] == "serve" else out.index("--model") + 1
+    out[index] = model
+    return out
+
+
+def launch(oracle: SGLangOracle, argv: list[str], environ: dict[str, str] | None = None) -> dict[str, Any]:
+    plan = translate(argv, environ or {})
+    result = oracle.launch_check(plan.engine_args)
+    assert result["ok"], (
+        f"SGLang refuses to launch {plan.redacted_engine_args()} at {result['stage']}: {result['error']}\n"
+        f"{result.get('traceback', '')}"
+    )
+    resolved: dict[str, Any] = result["resolved"]
+    return resolved
+
+
+@pytest.mark.parametrize("model", [LLAMA, MOE, MISTRAL], ids=["llama", "qwen3-moe", "mistral"])
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_fixture_lines_launch(launch_oracle: SGLangOracle, case: Case, model: str) -> None:
+    argv = with_model(case.argv, model)
+    if case.expect.get("context_length", 0) > _max_positions(model):
+        # vLLM refuses a --max-model-len beyond the model's too: SGLang must, at launch, for the same reason.
+        plan = translate(argv, case.environ)
+        result = launch_oracle.launch_check(plan.engine_args)
+        assert not result["ok"] and "context_length" in result["error"], result
+        return
+    launch(launch_oracle, argv, case.environ)
+
+
+def _max_positions(model: str) -> int:
+    return int(json.loads((Path(model) / "config.json").read_text())["max_position_embeddings"])
+
+
+def test_enable_lora_alone_launches_with_vllm_defaults(launch_oracle: SGLangOracle) -> None:
+    resolved = launch(launch_oracle, ["serve", LLAMA, "--enable-lora"])
+    assert resolved["enable_lora"] is True
+    assert resolved["max_lora_rank"] == 16
+    assert resolved["lora_target_modules"] == ["all"]
+    assert resolved["max_loras_per_batch"] == 1
+
+
+def test_lora_modules_more_than_cpu_loras_launch(launch_oracle: SGLangOracle) -> None:
+    argv = ["serve", LLAMA, "--lora-modules", "a=/a", "b=/b", "c=/c", "--max-loras", "2"]
+    resolved = launch(launch_oracle, argv)
+    assert resolved["max_loras_per_batch"] == 2
+    assert resolved["max_loaded_loras"] is None  # SGLang: no limit, as many as vLLM can page in
+
+
+def test_the_oracle_refuses_what_sglang_refuses(launch_oracle: SGLangOracle) -> None:
+    """Without this the green cases would prove nothing: SGLang's own check fires through the oracle."""
+    bare = launch_oracle.launch_check(["--model-path", LLAMA, "--enable-lora"])
+    assert not bare["ok"] and bare["stage"] == "check_server_args"
+    assert "--max-lora-rank and --lora-target-modules" in bare["error"]
+    nodes = launch_oracle.launch_check(["--model-path", LLAMA, "--tp-size", "3", "--nnodes", "2"])
+    assert not nodes["ok"] and "divisible" in nodes["error"]
+
+
+# --- a generated corpus: parallel layouts × features, on each model ---------------------------------------
+
+LAYOUTS = [("-tp", tp, "-pp", pp, "-dp", dp) for tp, pp, dp in itertools.product((1, 2, 8), (1, 2), (1, 2, 4))]
+FEATURES: list[tuple[str, ...]] = [
+    (),
+    ("--enable-expert-parallel",),
+    ("--enable-lora",),
+    ("--enable-lora", "--max-loras", "4", "--max-lora-rank", "64"),
+    ("--no-enable-prefix-caching", "--no-enable-chunked-prefill"),
+    ("--max-model-len", "4k", "--gpu-memory-utilization", "0.85", "--kv-cache-dtype", "fp8"),
+]
+
+
+def _corpus() -> list[tuple[str, list[str]]]:
+    out = []
+    for model, layout, feature in itertools.product((LLAMA, MOE, MISTRAL), LAYOUTS, FEATURES):
+        words = [str(w) for w in layout]
+        if int(words[1]) * int(words[3]) * int(words[5]) > 16:
+            continue
+        name = f"{Path(model).name}{''.join(words)}{''.join(feature)}"
+        out.append((name, ["serve", model, *words, *feature]))
+    return out
+
+
+CORPUS = _corpus()
+
+
+@pytest.mark.parametrize("argv", [a for _, a in CORPUS], ids=[n for n, _ in CORPUS])
+def test_generated_corpus_launches(launch_oracle: SGLangOracle, argv: list[str]) -> None:
+    launch(launch_oracle, argv)
+
+
+def test_cpu_loras_below_modules_still_launches(launch_oracle: SGLangOracle) -> None:
+    argv = ["serve", LLAMA, "--lora-modules", "a=/a", "b=/b", "c=/c", "--max-loras", "2", "--max-cpu-loras", "2"]
+    resolved = launch(launch_oracle, argv)
+    assert resolved["max_loaded_loras"] == 3
