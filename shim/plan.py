@@ -41,6 +41,7 @@ class Plan:
     middleware_workers: int
     haproxy: str
     python: str
+    headless: bool = False  # a multi-node worker: supervisord runs haproxy (health, metrics) and SGLang only
 
     @property
     def served_model_name(self) -> str:

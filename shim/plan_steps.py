@@ -33,6 +33,7 @@ class Draft:
     api_keys: tuple[str, ...] = ()
     max_model_len: int | None = None
     middleware: dict[str, Any] = field(default_factory=dict)
+    headless: bool = False  # a worker node of a multi-node group: SGLang only, no API
 
     def value(self, dest: str, default: Any = None) -> Any:
         return self.parsed.values.get(dest, default)
@@ -176,10 +177,13 @@ def chunked_prefill(d: Draft) -> None:
         d.args += ["--chunked-prefill-size", str(tokens)]
 
 
-def expert_parallel(d: Draft) -> None:
-    if d.value("enable_expert_parallel"):
-        tp = parse_int(d.value("tensor_parallel_size", 1), d.spelled("tensor_parallel_size"))
-        d.args += ["--ep-size", str(tp)]
+def topology(d: Draft) -> None:
+    from shim.topology import plan_topology
+
+    layout = plan_topology(d.parsed.values, d.env, d.model)
+    d.args += layout.args
+    d.warnings += layout.warnings
+    d.headless = layout.headless
 
 
 def pooling(d: Draft) -> None:
@@ -230,7 +234,7 @@ STEPS: dict[str, Step] = {
     "reasoning_parser": reasoning_parser,
     "lora": lora,
     "chunked_prefill": chunked_prefill,
-    "expert_parallel": expert_parallel,
+    "topology": topology,
     "pooling": pooling,
     "sleep_mode": sleep_mode,
     "log_level": log_level,

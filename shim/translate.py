@@ -113,4 +113,5 @@ def translate(argv: Sequence[str], environ: Mapping[str, str], *, python: str = 
         middleware_workers=env["VLLM_SHIM_MIDDLEWARE_WORKERS"],
         haproxy=env["VLLM_SHIM_HAPROXY"],
         python=python,
+        headless=draft.headless,
     )

@@ -122,3 +122,39 @@ def test_cpu_loras_below_modules_still_launches(launch_oracle: SGLangOracle) -> 
     argv = ["serve", LLAMA, "--lora-modules", "a=/a", "b=/b", "c=/c", "--max-loras", "2", "--max-cpu-loras", "2"]
     resolved = launch(launch_oracle, argv)
     assert resolved["max_loaded_loras"] == 3
+
+
+# --- topology: what SGLang resolves is vLLM's layout on the same GPUs --------------------------------------
+
+LWS = {"LWS_LEADER_ADDRESS": "big-0.big", "LWS_GROUP_SIZE": "2"}
+
+
+@pytest.mark.parametrize("index", ["0", "1"])
+def test_leaderworkerset_tp8_pp2_launches_on_every_node(launch_oracle: SGLangOracle, index: str) -> None:
+    resolved = launch(launch_oracle, ["serve", LLAMA, "-tp", "8", "-pp", "2"], {**LWS, "LWS_WORKER_INDEX": index})
+    assert (resolved["tp_size"], resolved["pp_size"], resolved["nnodes"]) == (8, 2, 2)
+    assert resolved["node_rank"] == int(index) and resolved["dist_init_addr"] == "big-0.big:29501"
+
+
+def test_moe_dp_ep_is_attention_dp_with_experts_over_all_gpus(launch_oracle: SGLangOracle) -> None:
+    resolved = launch(launch_oracle, ["serve", MOE, "-tp", "2", "-dp", "4", "--enable-expert-parallel"])
+    assert (resolved["tp_size"], resolved["attn_dp_size"], resolved["dp_size"], resolved["ep_size"]) == (8, 4, 1, 8)
+
+
+def test_dense_dp_stays_replicas(launch_oracle: SGLangOracle) -> None:
+    resolved = launch(launch_oracle, ["serve", LLAMA, "-tp", "2", "-dp", "4"])
+    assert (resolved["tp_size"], resolved["dp_size"], resolved["attn_dp_size"]) == (2, 4, 1)
+
+
+@pytest.mark.parametrize("start", ["0", "8"])
+def test_multi_node_data_parallel_launches(launch_oracle: SGLangOracle, start: str) -> None:
+    argv = ["serve", MOE, "-dp", "16", "-dpl", "8", "-dpa", "10.0.0.1", "--enable-expert-parallel"]
+    argv += ["--data-parallel-start-rank", start] + (["--headless"] if start != "0" else [])
+    resolved = launch(launch_oracle, argv)
+    assert (resolved["nnodes"], resolved["attn_dp_size"], resolved["ep_size"]) == (2, 16, 16)
+
+
+def test_dense_multi_node_dp_is_not_replicas_across_nodes(launch_oracle: SGLangOracle) -> None:
+    """SGLang refuses replicas across nodes ("use attention DP"); the shim uses attention DP there."""
+    resolved = launch(launch_oracle, ["serve", LLAMA, "-dp", "4", "-dpl", "2", "-dpa", "h"])
+    assert (resolved["nnodes"], resolved["dp_size"], resolved["attn_dp_size"]) == (2, 1, 4)
