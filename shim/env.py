@@ -99,6 +99,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
         None,
         "set by a LeaderWorkerSet: the node rank when `--node-rank` is not given (above 0: a headless worker pod)",
     ),
+    EnvVar("LMCACHE_LOCAL_CPU", _bool, None, "LMCache's CPU tier on/off (chart `lmcacheConfig`): HiCache on/off"),
+    EnvVar("LMCACHE_MAX_LOCAL_CPU_SIZE", float, None, "LMCache's CPU tier in GB (default 5): `--hicache-size`"),
+    EnvVar("LMCACHE_MAX_LOCAL_DISK_SIZE", float, None, "LMCache's disk tier in GB: not carried over (listed)"),
+    EnvVar("LMCACHE_CHUNK_SIZE", int, None, "LMCache's chunk size: not carried over (listed)"),
+    EnvVar("LMCACHE_REMOTE_URL", str, None, "a remote LMCache server: not carried over (listed)"),
+    EnvVar("LMCACHE_ENABLE_CONTROLLER", _bool, None, "the LMCache controller: not carried over (listed)"),
     EnvVar("HF_HUB_CACHE", str, None, "where the model's config.json is looked up to tell an MoE model (HF cache)"),
     EnvVar("HF_HOME", str, None, "the Hugging Face home (its `hub/` is the cache when HF_HUB_CACHE is unset)"),
 )

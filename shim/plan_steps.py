@@ -34,6 +34,7 @@ class Draft:
     max_model_len: int | None = None
     middleware: dict[str, Any] = field(default_factory=dict)
     headless: bool = False  # a worker node of a multi-node group: SGLang only, no API
+    dropped: list[tuple[str, str]] = field(default_factory=list)  # (what, why) beyond the drop rows
 
     def value(self, dest: str, default: Any = None) -> Any:
         return self.parsed.values.get(dest, default)
@@ -186,6 +187,25 @@ def topology(d: Draft) -> None:
     d.headless = layout.headless
 
 
+def speculative(d: Draft) -> None:
+    from shim.speculative import plan_speculative
+
+    planned = plan_speculative(d.parsed.values, parse_int(d.value("tensor_parallel_size", 1), "-tp"))
+    d.args += planned.args
+    d.dropped += planned.dropped
+    d.warnings += [f"{what} ignored: {why}" for what, why in planned.dropped]
+
+
+def kv_transfer(d: Draft) -> None:
+    from shim.kv_transfer import plan_kv_transfer
+
+    gpus = parse_int(d.value("tensor_parallel_size", 1), "-tp") * parse_int(d.value("pipeline_parallel_size", 1), "-pp")
+    planned = plan_kv_transfer(d.parsed.values, d.env, gpus)
+    d.args += planned.args
+    d.dropped += planned.dropped
+    d.warnings += planned.warnings + [f"{what} ignored: {why}" for what, why in planned.dropped]
+
+
 def pooling(d: Draft) -> None:
     runner, convert, task = d.value("runner"), d.value("convert"), d.value("task")
     if runner == "draft" or task == "draft":
@@ -235,6 +255,8 @@ STEPS: dict[str, Step] = {
     "lora": lora,
     "chunked_prefill": chunked_prefill,
     "topology": topology,
+    "speculative": speculative,
+    "kv_transfer": kv_transfer,
     "pooling": pooling,
     "sleep_mode": sleep_mode,
     "log_level": log_level,

@@ -158,3 +158,102 @@ def test_dense_multi_node_dp_is_not_replicas_across_nodes(launch_oracle: SGLangO
     """SGLang refuses replicas across nodes ("use attention DP"); the shim uses attention DP there."""
     resolved = launch(launch_oracle, ["serve", LLAMA, "-dp", "4", "-dpl", "2", "-dpa", "h"])
     assert (resolved["nnodes"], resolved["dp_size"], resolved["attn_dp_size"]) == (2, 1, 4)
+
+
+# --- speculative decoding, KV offload, P/D roles, the audited rows -----------------------------------------
+
+FEATURE_LINES = [
+    (
+        "eagle",
+        ["--speculative-config", json.dumps({"method": "eagle", "model": LLAMA, "num_speculative_tokens": 3})],
+        {"speculative_algorithm": "EAGLE", "speculative_num_steps": 3, "speculative_num_draft_tokens": 4},
+    ),
+    (
+        "eagle3",
+        ["--speculative-config", json.dumps({"method": "eagle3", "model": LLAMA, "num_speculative_tokens": 2})],
+        {"speculative_algorithm": "EAGLE3", "speculative_eagle_topk": 1},
+    ),
+    (
+        "draft-model",
+        ["--speculative-config", json.dumps({"model": MISTRAL, "num_speculative_tokens": 4})],
+        {"speculative_algorithm": "STANDALONE", "speculative_draft_model_path": MISTRAL},
+    ),
+    (
+        "mtp",
+        ["--speculative-config", json.dumps({"method": "deepseek_mtp", "num_speculative_tokens": 1})],
+        {"speculative_num_draft_tokens": 2},
+    ),
+    (
+        "ngram",
+        ["--speculative-config", json.dumps({"method": "ngram", "num_speculative_tokens": 5, "prompt_lookup_max": 4})],
+        {"speculative_algorithm": "NGRAM", "speculative_num_draft_tokens": 5},
+    ),
+    (
+        "old-draft",
+        ["--speculative-model", LLAMA, "--num-speculative-tokens", "2"],
+        {"speculative_algorithm": "STANDALONE"},
+    ),
+    (
+        "lmcache-offload",
+        ["--kv-transfer-config", '{"kv_connector":"LMCacheConnectorV1","kv_role":"kv_both"}'],
+        {"enable_hierarchical_cache": True, "hicache_size": 5},
+    ),
+    (
+        "native-offload",
+        ["-tp", "2", "--kv-offloading-size", "32"],
+        {"enable_hierarchical_cache": True, "hicache_size": 16},
+    ),
+    (
+        "nixl-prefill",
+        ["--kv-transfer-config", '{"kv_connector":"NixlConnector","kv_role":"kv_producer"}'],
+        {
+            "disaggregation_mode": "prefill",
+            "disaggregation_transfer_backend": "nixl",
+            "disaggregation_bootstrap_port": 8998,
+        },
+    ),
+    (
+        "nixl-decode",
+        ["--kv-transfer-config", '{"kv_connector":"NixlConnector","kv_role":"kv_consumer"}'],
+        {"disaggregation_mode": "decode"},
+    ),
+    (
+        "audited",
+        [
+            "--scheduling-policy",
+            "priority",
+            "--stream-interval",
+            "4",
+            "--otlp-traces-endpoint",
+            "http://otel:4317",
+            "--enable-prompt-tokens-details",
+            "--kv-events-config",
+            '{"publisher":"zmq","topic":"kv"}',
+        ],
+        {
+            "enable_priority_scheduling": True,
+            "stream_interval": 4,
+            "enable_trace": True,
+            "otlp_traces_endpoint": "otel:4317",
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(("argv", "expect"), [c[1:] for c in FEATURE_LINES], ids=[c[0] for c in FEATURE_LINES])
+def test_feature_lines_launch_and_mean_what_vllm_meant(
+    launch_oracle: SGLangOracle, argv: list[str], expect: dict[str, Any]
+) -> None:
+    resolved = launch(launch_oracle, ["serve", LLAMA, *argv])
+    for key, want in expect.items():
+        assert resolved[key] == want, f"{key}: SGLang resolves {resolved[key]!r}, vLLM meant {want!r}"
+
+
+def test_chart_pd_values_launch(launch_oracle: SGLangOracle) -> None:
+    """The chart's P/D rendering (LMCache over NIXL, kv_producer) on the prefill pod."""
+    from tests.contract.test_engine_args_contract import LMCACHE_PD
+
+    resolved = launch(
+        launch_oracle, ["serve", LLAMA, "--kv-transfer-config", LMCACHE_PD], {"LMCACHE_ENABLE_NIXL": "True"}
+    )
+    assert (resolved["disaggregation_mode"], resolved["disaggregation_transfer_backend"]) == ("prefill", "nixl")
