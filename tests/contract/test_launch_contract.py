@@ -257,3 +257,11 @@ def test_chart_pd_values_launch(launch_oracle: SGLangOracle) -> None:
         launch_oracle, ["serve", LLAMA, "--kv-transfer-config", LMCACHE_PD], {"LMCACHE_ENABLE_NIXL": "True"}
     )
     assert (resolved["disaggregation_mode"], resolved["disaggregation_transfer_backend"]) == ("prefill", "nixl")
+
+
+def test_audited_map_rows_launch(launch_oracle: SGLangOracle) -> None:
+    argv = ["serve", MOE, "-tp", "4", "--enable-expert-parallel", "--enable-eplb", "--num-redundant-experts", "4"]
+    argv += ["--disable-custom-all-reduce", "--trust-request-chat-template"]
+    argv += ["--allowed-media-domains", "example.com", "--enable-return-routed-experts", "--tool-server", "demo"]
+    argv += ["--enable-mfu-metrics", "--enable-layerwise-nvtx-tracing"]
+    launch(launch_oracle, argv)
