@@ -265,3 +265,13 @@ def test_audited_map_rows_launch(launch_oracle: SGLangOracle) -> None:
     argv += ["--allowed-media-domains", "example.com", "--enable-return-routed-experts", "--tool-server", "demo"]
     argv += ["--enable-mfu-metrics", "--enable-layerwise-nvtx-tracing"]
     launch(launch_oracle, argv)
+
+
+@pytest.mark.parametrize("index", ["0", "1"])
+def test_leaderworkerset_manifest_launches(launch_oracle: SGLangOracle, index: str) -> None:
+    from tests.unit.test_deploy_lws import container
+
+    argv = with_model(tuple(container("leader")["command"][1:]), MISTRAL)
+    environ = {"LWS_LEADER_ADDRESS": "lead", "LWS_GROUP_SIZE": "2", "LWS_WORKER_INDEX": index}
+    resolved = launch(launch_oracle, argv, environ)
+    assert (resolved["tp_size"], resolved["pp_size"], resolved["nnodes"]) == (8, 2, 2)
