@@ -70,7 +70,7 @@ def _lmcache_offload(env: Mapping[str, Any], out: KvPlan) -> None:
             out.dropped.append((name, why))
 
 
-def _role(config: Mapping[str, Any], connector: str, env: Mapping[str, Any], out: KvPlan) -> None:
+def _role(config: Mapping[str, Any], connector: str, out: KvPlan) -> None:
     role = str(config.get("kv_role") or "kv_both")
     if role not in ROLES:
         raise CliError(
@@ -96,7 +96,7 @@ def plan_kv_transfer(values: Mapping[str, Any], env: Mapping[str, Any], gpus: in
         if connector in LMCACHE and role == "kv_both":
             _lmcache_offload(env, out)
         elif connector in LMCACHE or connector in BACKENDS:
-            _role(config, connector, env, out)
+            _role(config, connector, out)
         elif connector == "OffloadingConnector":
             pass  # vLLM's native offloading, sized by --kv-offloading-size below
         else:

@@ -13,7 +13,10 @@ from typing import Any
 from middleware.config import LoraModule
 from shim.argv import ParsedArgs
 from shim.errors import CliError
+from shim.kv_transfer import plan_kv_transfer
 from shim.options import load_data
+from shim.speculative import plan_speculative
+from shim.topology import plan_topology
 from shim.transforms import parse_human_int, parse_int, sglang_choices
 
 POOLING_CONVERTS = {"embed", "token_embed", "classify", "token_classify", "score", "reward"}
@@ -179,8 +182,6 @@ def chunked_prefill(d: Draft) -> None:
 
 
 def topology(d: Draft) -> None:
-    from shim.topology import plan_topology
-
     layout = plan_topology(d.parsed.values, d.env, d.model)
     d.args += layout.args
     d.warnings += layout.warnings
@@ -188,8 +189,6 @@ def topology(d: Draft) -> None:
 
 
 def speculative(d: Draft) -> None:
-    from shim.speculative import plan_speculative
-
     planned = plan_speculative(d.parsed.values, parse_int(d.value("tensor_parallel_size", 1), "-tp"))
     d.args += planned.args
     d.dropped += planned.dropped
@@ -197,8 +196,6 @@ def speculative(d: Draft) -> None:
 
 
 def kv_transfer(d: Draft) -> None:
-    from shim.kv_transfer import plan_kv_transfer
-
     gpus = parse_int(d.value("tensor_parallel_size", 1), "-tp") * parse_int(d.value("pipeline_parallel_size", 1), "-pp")
     planned = plan_kv_transfer(d.parsed.values, d.env, gpus)
     d.args += planned.args

@@ -162,3 +162,22 @@ def test_offload_without_prefix_caching_is_a_listed_drop() -> None:
     plan = plan_of(["--no-enable-prefix-caching", "--kv-transfer-config", LMCACHE])
     assert "--enable-hierarchical-cache" not in plan.engine_args
     assert any("prefix cache" in d.reason for d in plan.dropped)
+
+
+FULL_LINES = [
+    "-tp 2 -dp 4 --enable-expert-parallel --nnodes 2 --node-rank 1 --master-addr h --headless",
+    "--enable-lora --max-cpu-loras 4 --max-loras 2 --lora-target-modules q_proj",
+    '--speculative-config \'{"method": "eagle", "model": "d", "revision": "r", "quantization": "fp8"}\'',
+    '--kv-transfer-config \'{"kv_connector": "NixlConnector", "kv_role": "kv_consumer"}\' --kv-offloading-size 8',
+    "--scheduling-policy priority --otlp-traces-endpoint h:1 --enable-prompt-tokens-details",
+]
+
+
+@pytest.mark.parametrize("line", FULL_LINES)
+def test_planned_flags_are_sglang_options_spelled_in_full(line: str) -> None:
+    from shim.options import load_data
+
+    options = {s for f in load_data("sglang-flags.json")["flags"] for s in f["option_strings"]}
+    for word in plan_of(shlex.split(line)).engine_args:
+        if word.startswith("--"):
+            assert word in options, word
