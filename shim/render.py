@@ -73,7 +73,8 @@ def _bind(plan: Plan) -> str:
 
 def programs(plan: Plan) -> list[Program]:
     run = plan.run_dir
-    drain = plan.drain_seconds
+    # A headless worker carries no API traffic: nothing to drain before SGLang stops.
+    drain = 0 if plan.headless else plan.drain_seconds
     haproxy = [plan.haproxy, "-W", "-db", "-f", f"{run}/haproxy.cfg"]
     middleware = [plan.python, "-m", "middleware", "--config", f"{run}/middleware.json", "--host", "127.0.0.1"]
     middleware += ["--port", str(plan.ports.middleware), "--workers", str(plan.middleware_workers)]

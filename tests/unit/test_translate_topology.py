@@ -121,6 +121,7 @@ def test_mp_backend_is_sglangs_own() -> None:
 def test_a_headless_pod_runs_sglang_and_haproxy_only() -> None:
     plan = plan_of("serve m -tp 8 -pp 2", LWS)
     assert [p.name for p in programs(plan)] == ["haproxy", "engine"]
+    assert "--drain-seconds 0 " in programs(plan)[1].command  # no API traffic to drain
     files = render(plan)
     assert "middleware" not in files["supervisord.conf"].split("[eventlistener")[0].replace("middleware.json", "")
     haproxy = files["haproxy.cfg"]
