@@ -56,7 +56,7 @@ EXTRA_DEPS=(
   # through sglang.srt.configs, which imports transformers (pinned where sglang pins it) and these.
   "transformers==5.19.0"
   "tokenizers==0.23.2"
-  "huggingface_hub==2.4.0"
+  "huggingface_hub==1.33.0"
   "hf-xet==1.8.0"
   "safetensors==0.8.0"
   "regex==2026.11.19"
@@ -68,9 +68,6 @@ EXTRA_DEPS=(
   "mdurl==0.1.2"
   "shellingham==1.5.4"
   "annotated-doc==0.0.7"
-  "httpx2==2.16.2"
-  "httpcore2==2.16.2"
-  "truststore==0.10.5"
   "dill==0.4.1"
   "sentencepiece==0.2.1"
   "compressed-tensors==0.18.0"
