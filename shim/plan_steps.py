@@ -189,7 +189,10 @@ def topology(d: Draft) -> None:
 
 
 def speculative(d: Draft) -> None:
-    planned = plan_speculative(d.parsed.values, parse_int(d.value("tensor_parallel_size", 1), "-tp"))
+    tp = parse_int(d.value("tensor_parallel_size", 1), "-tp")
+    pp = parse_int(d.value("pipeline_parallel_size", 1), "-pp")
+    prefill = "--disaggregation-mode" in d.args and d.args[d.args.index("--disaggregation-mode") + 1] == "prefill"
+    planned = plan_speculative(d.parsed.values, tp, pp, attention_dp="--attn-dp-size" in d.args, prefill=prefill)
     d.args += planned.args
     d.dropped += planned.dropped
     d.warnings += [f"{what} ignored: {why}" for what, why in planned.dropped]
@@ -252,8 +255,8 @@ STEPS: dict[str, Step] = {
     "lora": lora,
     "chunked_prefill": chunked_prefill,
     "topology": topology,
-    "speculative": speculative,
     "kv_transfer": kv_transfer,
+    "speculative": speculative,  # after topology and kv_transfer: SGLang's limits depend on the layout and role
     "pooling": pooling,
     "sleep_mode": sleep_mode,
     "log_level": log_level,

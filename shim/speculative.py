@@ -75,7 +75,18 @@ def _method(config: Mapping[str, Any]) -> str:
     return "draft_model"
 
 
-def plan_speculative(values: Mapping[str, Any], tp: int) -> Speculative:
+def _unsupported(algorithm: str, pp: int, attention_dp: bool, prefill: bool) -> str | None:
+    """SGLang 0.5.23's launch checks for the layout (check_pipeline_parallel_compat, the speculative hooks)."""
+    if pp > 1 and (algorithm != "EAGLE" or not prefill):
+        return "SGLang runs speculative decoding with pipeline parallel only as EAGLE on a P/D prefill server"
+    if attention_dp and algorithm in ("NGRAM", "STANDALONE"):
+        return f"SGLang's {algorithm} speculative decoding does not run with attention data parallel"
+    return None
+
+
+def plan_speculative(
+    values: Mapping[str, Any], tp: int, pp: int = 1, *, attention_dp: bool = False, prefill: bool = False
+) -> Speculative:
     config = _config(values)
     out = Speculative()
     if not config:
@@ -86,6 +97,11 @@ def plan_speculative(values: Mapping[str, Any], tp: int) -> Speculative:
         return out
     if method not in ALGORITHMS:
         raise CliError(f"argument --speculative-config: unknown method {method!r}")
+    why = _unsupported(ALGORITHMS[method], pp, attention_dp, prefill)
+    if why:
+        # Speculation only changes speed: the model serves the same outputs without it, so it is a listed drop.
+        out.dropped.append((f"speculative method {method}", why + ": the model runs without it"))
+        return out
     tokens = parse_int(config.get("num_speculative_tokens", 1 if method == "mtp" else 5), "num_speculative_tokens")
     out.args += ["--speculative-algorithm", ALGORITHMS[method]]
     if method == "ngram":

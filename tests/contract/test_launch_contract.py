@@ -96,6 +96,8 @@ FEATURES: list[tuple[str, ...]] = [
     ("--enable-lora", "--max-loras", "4", "--max-lora-rank", "64"),
     ("--no-enable-prefix-caching", "--no-enable-chunked-prefill"),
     ("--max-model-len", "4k", "--gpu-memory-utilization", "0.85", "--kv-cache-dtype", "fp8"),
+    ("--speculative-config", '{"method": "ngram", "num_speculative_tokens": 4}', "--kv-offloading-size", "32"),
+    ("--speculative-config", '{"method": "mtp", "num_speculative_tokens": 2}'),
 ]
 
 
@@ -187,6 +189,18 @@ FEATURE_LINES = [
         "ngram",
         ["--speculative-config", json.dumps({"method": "ngram", "num_speculative_tokens": 5, "prompt_lookup_max": 4})],
         {"speculative_algorithm": "NGRAM", "speculative_num_draft_tokens": 5},
+    ),
+    (
+        "eagle-pp",
+        [
+            "-pp",
+            "2",
+            "--speculative-config",
+            json.dumps({"method": "eagle", "model": LLAMA, "num_speculative_tokens": 2}),
+            "--kv-transfer-config",
+            '{"kv_connector": "NixlConnector", "kv_role": "kv_producer"}',
+        ],
+        {"speculative_algorithm": "EAGLE", "pp_size": 2, "disaggregation_mode": "prefill"},
     ),
     (
         "old-draft",

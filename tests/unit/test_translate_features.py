@@ -139,7 +139,7 @@ def test_nixl_without_a_role_is_an_error() -> None:
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("--kv-events-config '{\"publisher\":\"zmq\"}'", ["--kv-events-config"]),
+        ('--kv-events-config \'{"publisher":"zmq"}\'', ["--kv-events-config"]),
         ("--scheduling-policy priority", ["--enable-priority-scheduling", "--schedule-low-priority-values-first"]),
         ("--stream-interval 8", ["--stream-interval", "8"]),
         ("--otlp-traces-endpoint grpc://otel:4317", ["--enable-trace", "--otlp-traces-endpoint", "otel:4317"]),
@@ -181,3 +181,27 @@ def test_planned_flags_are_sglang_options_spelled_in_full(line: str) -> None:
     for word in plan_of(shlex.split(line)).engine_args:
         if word.startswith("--"):
             assert word in options, word
+
+
+@pytest.mark.parametrize(
+    ("config", "layout"),
+    [
+        ({"method": "ngram", "num_speculative_tokens": 4}, ["-pp", "2"]),
+        ({"method": "eagle3", "model": "d", "num_speculative_tokens": 2}, ["-pp", "2"]),
+        ({"method": "ngram", "num_speculative_tokens": 4}, ["-tp", "2", "-dp", "2"]),  # "m": attention DP
+        ({"model": "small/draft", "num_speculative_tokens": 2}, ["-tp", "2", "-dp", "2"]),
+    ],
+)
+def test_speculation_sglang_refuses_for_the_layout_is_a_listed_drop(
+    config: dict[str, object], layout: list[str]
+) -> None:
+    plan = spec(config, *layout)
+    assert "--speculative-algorithm" not in plan.engine_args
+    assert any("runs without it" in d.reason for d in plan.dropped)
+
+
+def test_pipeline_parallel_speculation_runs_only_as_eagle_on_a_prefill_server() -> None:
+    mtp = {"method": "deepseek_mtp", "num_speculative_tokens": 1}
+    assert "--speculative-algorithm" not in spec(mtp, "-pp", "2").engine_args
+    prefill = ["--kv-transfer-config", '{"kv_connector": "NixlConnector", "kv_role": "kv_producer"}']
+    assert "--speculative-algorithm" in spec(mtp, "-pp", "2", *prefill).engine_args
