@@ -98,6 +98,14 @@ FEATURES: list[tuple[str, ...]] = [
     ("--max-model-len", "4k", "--gpu-memory-utilization", "0.85", "--kv-cache-dtype", "fp8"),
     ("--speculative-config", '{"method": "ngram", "num_speculative_tokens": 4}', "--kv-offloading-size", "32"),
     ("--speculative-config", '{"method": "mtp", "num_speculative_tokens": 2}'),
+    ("--kv-transfer-config", '{"kv_connector": "NixlConnector", "kv_role": "kv_producer"}', "--enable-lora"),
+    (
+        "--kv-transfer-config",
+        '{"kv_connector": "NixlConnector", "kv_role": "kv_consumer"}',
+        "--scheduling-policy",
+        "priority",
+    ),
+    ("--kv-transfer-config", '{"kv_connector": "LMCacheConnectorV1", "kv_role": "kv_both"}', "--enable-lora"),
 ]
 
 
