@@ -46,6 +46,7 @@ class Plan:
     python: str
     # Secret environment for the engine (HF_TOKEN), delivered by the engine secrets file: never argv, never shown.
     engine_env: tuple[tuple[str, str], ...] = ()
+    headless: bool = False  # a multi-node worker: supervisord runs haproxy (health, metrics) and SGLang only
 
     @property
     def served_model_name(self) -> str:

@@ -130,6 +130,17 @@ def _generation_config(value: Any, flag: str, spelled: str) -> list[str]:
     raise CliError(f"argument {spelled}: only 'auto' and 'vllm' are supported with SGLang, got {value!r}")
 
 
+def _if_priority(value: Any, flag: str, spelled: str) -> list[str]:
+    # fcfs is SGLang's default; vLLM's priority serves lower `priority` values first (SGLang: with the second flag).
+    return [flag] if value == "priority" else []
+
+
+def _otlp_endpoint(value: Any, flag: str, spelled: str) -> list[str]:
+    # vLLM takes a URL (grpc://host:4317, http://host:4317); SGLang's collector address is host:port.
+    address = re.sub(r"^[a-z]+://", "", str(value)).rstrip("/")
+    return ["--enable-trace", flag, address]
+
+
 TRANSFORMS: dict[str, Transform] = {
     "str": _str,
     "int": _int,
@@ -144,4 +155,6 @@ TRANSFORMS: dict[str, Transform] = {
     "kv_cache_dtype": _kv_cache_dtype,
     "tokenizer_mode": _tokenizer_mode,
     "generation_config": _generation_config,
+    "if_priority": _if_priority,
+    "otlp_endpoint": _otlp_endpoint,
 }

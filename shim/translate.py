@@ -97,7 +97,7 @@ def translate(argv: Sequence[str], environ: Mapping[str, str], *, python: str = 
         ports=draft.ports,
         engine_program=_engine_program(env, python),
         engine_args=tuple(engine_args),
-        dropped=tuple(collected.dropped),
+        dropped=tuple(collected.dropped + [Dropped(what, why) for what, why in draft.dropped]),
         warnings=tuple(collected.warnings + draft.warnings),
         middleware=middleware,
         run_dir=env["VLLM_SHIM_RUN_DIR"],
@@ -106,4 +106,5 @@ def translate(argv: Sequence[str], environ: Mapping[str, str], *, python: str = 
         haproxy=env["VLLM_SHIM_HAPROXY"],
         python=python,
         engine_env=tuple(sorted(draft.engine_env.items())),
+        headless=draft.headless,
     )
