@@ -9,12 +9,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from shim.errors import CliError
+from shim.transforms import parse_json_object
 
 LMCACHE = {"LMCacheConnectorV1", "LMCacheConnector", "LMCacheMPConnector"}
 BACKENDS = {"NixlConnector": "nixl", "MooncakeConnector": "mooncake", "MooncakeConnectorV1": "mooncake"}
@@ -38,13 +38,7 @@ class KvPlan:
 
 
 def _config(raw: Any) -> dict[str, Any]:
-    try:
-        config = json.loads(raw) if isinstance(raw, str) else dict(raw)
-    except (ValueError, TypeError):
-        raise CliError(f"argument --kv-transfer-config: invalid JSON value: {raw!r}") from None
-    if not isinstance(config, dict):
-        raise CliError("argument --kv-transfer-config: expected a JSON object")
-    return config
+    return parse_json_object(raw, "--kv-transfer-config")
 
 
 def _hicache(gigabytes: float, out: KvPlan, source: str) -> None:

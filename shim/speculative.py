@@ -7,13 +7,12 @@ the root), so a chain of N is steps N, top-k 1, N + 1 draft tokens. NGRAM verifi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from shim.errors import CliError
-from shim.transforms import parse_int, sglang_choices
+from shim.transforms import parse_int, parse_json_object, sglang_choices
 
 # vLLM's method → SGLang's algorithm. vLLM's model-specific MTP names all end in "_mtp"; SGLang runs MTP
 # heads through its EAGLE worker (NEXTN is its alias for that) with the target model's own MTP layers.
@@ -37,13 +36,7 @@ class Speculative:
 def _config(values: Mapping[str, Any]) -> dict[str, Any]:
     raw = values.get("speculative_config")
     if raw is not None:
-        try:
-            config = json.loads(raw) if isinstance(raw, str) else dict(raw)
-        except (ValueError, TypeError):
-            raise CliError(f"argument --speculative-config: invalid JSON value: {raw!r}") from None
-        if not isinstance(config, dict):
-            raise CliError("argument --speculative-config: expected a JSON object")
-        return config
+        return parse_json_object(raw, "--speculative-config")
     # vLLM ≤ 0.7.3's separate flags.
     model = values.get("speculative_model")
     if model is None:

@@ -36,6 +36,18 @@ def parse_int(value: Any, spelled: str) -> int:
     return int(number)
 
 
+def parse_json_object(raw: Any, spelled: str) -> dict[str, Any]:
+    """A JSON-object option (`--kv-transfer-config`, `--speculative-config`): a string from the command line,
+    or already a mapping when it came from a --config file or dotted keys."""
+    try:
+        config = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    except (ValueError, TypeError):
+        raise CliError(f"argument {spelled}: invalid JSON value: {raw!r}") from None
+    if not isinstance(config, dict):
+        raise CliError(f"argument {spelled}: expected a JSON object")
+    return config
+
+
 def parse_human_int(value: Any, spelled: str) -> int | None:
     """vLLM's human-readable ints: 32k = 32000, 32K = 32768; -1 and `auto` mean "from the model" (None)."""
     text = str(value).strip()
