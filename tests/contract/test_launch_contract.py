@@ -291,7 +291,7 @@ def test_audited_map_rows_launch(launch_oracle: SGLangOracle) -> None:
 
 @pytest.mark.parametrize("index", ["0", "1"])
 def test_leaderworkerset_manifest_launches(launch_oracle: SGLangOracle, index: str) -> None:
-    from tests.unit.test_deploy_lws import container
+    from tests.packaging.test_deploy_lws import container
 
     argv = with_model(tuple(container("leader")["command"][1:]), MISTRAL)
     environ = {"LWS_LEADER_ADDRESS": "lead", "LWS_GROUP_SIZE": "2", "LWS_WORKER_INDEX": index}
