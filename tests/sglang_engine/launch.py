@@ -15,7 +15,7 @@ from pathlib import Path
 
 # Also runs in each spawned SGLang subprocess (multiprocessing re-imports the main module there).
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.sglang_engine import torchvision_stub  # noqa: E402
+from tests.sglang_engine import torchvision_stub
 
 torchvision_stub.install()
 MODEL_DIR = Path(sys.prefix) / "model"

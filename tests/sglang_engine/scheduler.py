@@ -69,8 +69,10 @@ class ScriptedScheduler:
         from sglang.srt.mem_cache.hicache_storage import disabled_l3_layout
         from sglang.srt.observability.startup_time import build_scheduler_startup_time
 
-        startup = build_scheduler_startup_time(target_load_weight=0.0, draft_load_weight=0.0, kv_cache_allocation=0.0,
-                                               scheduler_e2e=0.0, target_cuda_graph=None, draft_cuda_graph=None)  # fmt: skip
+        startup = build_scheduler_startup_time(
+            target_load_weight=0.0, draft_load_weight=0.0, kv_cache_allocation=0.0, scheduler_e2e=0.0,
+            target_cuda_graph=None, draft_cuda_graph=None,
+        )  # fmt: skip
         return {
             "status": "ready",
             "max_total_num_tokens": self.max_total_tokens,
