@@ -32,6 +32,18 @@ def engine_argv(argv: list[str], model_dir: Path = MODEL_DIR) -> list[str]:
     return [*out, "--device", "cpu", "--load-format", "dummy"]
 
 
+def no_gpu_memory_hook() -> None:
+    """--enable-memory-saver: keep SGLang's real import of torch_memory_saver, drop only its LD_PRELOAD.
+
+    SGLang starts the scheduler with torch_memory_saver's CUDA hook preloaded; without libcuda.so.1 the dynamic
+    loader kills that process (exit 127) before any Python runs. The scripted scheduler holds no GPU memory.
+    """
+    from sglang.srt.utils import torch_memory_saver_adapter as adapter
+
+    real = adapter._TorchMemorySaverAdapterReal
+    real.configure_subprocess = lambda self: self._noop_context()  # type: ignore[method-assign]
+
+
 def main(argv: list[str]) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -40,6 +52,7 @@ def main(argv: list[str]) -> None:
 
     from tests.sglang_engine.scheduler import run_scripted_scheduler
 
+    no_gpu_memory_hook()
     server_args = prepare_server_args(engine_argv(argv))
     launch_server(server_args, run_scheduler_process_func=run_scripted_scheduler)
 
