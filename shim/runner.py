@@ -2,7 +2,8 @@
 
 supervisord has no per-program log prefix and ties stop order to start order (haproxy starts first, so it
 would stop last). This runner, started as the `engine` program, fixes both:
-- every line the engine prints is prefixed with `[engine] `, so `kubectl logs` shows who speaks;
+- every line the engine prints is prefixed with `[engine] `, so `kubectl logs` shows who speaks, and the values
+  of secret options are masked in it (SGLang logs its whole server_args at start-up, --api-key included);
 - on SIGTERM it first soft-stops haproxy (SIGUSR1: stop accepting, finish in-flight requests), waits for
   it up to the drain time, then stops the engine's whole process group, then kills what is left;
 - when the engine exits by itself, its leftover children are killed and its exit status is passed on.
@@ -21,6 +22,8 @@ import time
 from collections.abc import Sequence
 from typing import BinaryIO
 
+from shim.plan import SECRET_FLAGS
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -32,8 +35,17 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def pump(source: BinaryIO, sink: BinaryIO, prefix: bytes) -> None:
+def secret_values(command: Sequence[str]) -> tuple[bytes, ...]:
+    """The values given to secret options in `command` (`--api-key K` or `--api-key=K`)."""
+    found = [value for flag, value in zip(command, command[1:], strict=False) if flag in SECRET_FLAGS]
+    found += [word.partition("=")[2] for word in command if word.partition("=")[0] in SECRET_FLAGS]
+    return tuple(value.encode() for value in found if value)
+
+
+def pump(source: BinaryIO, sink: BinaryIO, prefix: bytes, secrets: tuple[bytes, ...] = ()) -> None:
     for line in iter(source.readline, b""):
+        for secret in secrets:
+            line = line.replace(secret, b"***")
         sink.write(prefix + line if line.endswith(b"\n") else prefix + line + b"\n")
         sink.flush()
 
@@ -83,9 +95,10 @@ def run(name: str, command: Sequence[str], pidfile: str | None, drain_seconds: f
     child = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, preexec_fn=_die_with_parent
     )
+    secrets = secret_values(command)
     pumps = [
-        threading.Thread(target=pump, args=(child.stdout, sys.stdout.buffer, prefix), daemon=True),
-        threading.Thread(target=pump, args=(child.stderr, sys.stderr.buffer, prefix), daemon=True),
+        threading.Thread(target=pump, args=(child.stdout, sys.stdout.buffer, prefix, secrets), daemon=True),
+        threading.Thread(target=pump, args=(child.stderr, sys.stderr.buffer, prefix, secrets), daemon=True),
     ]
     for thread in pumps:
         thread.start()
