@@ -102,13 +102,14 @@ class Stack:
             return self.process.wait()
 
 
-def start_stack(tmp_path: Path, *vllm_args: str, port: int | None = None, **environ: str) -> Stack:
+def start_stack(tmp_path: Path, *vllm_args: str, port: int | None = None, model: str = "test-model",
+                **environ: str) -> Stack:
     port = port or free_port_block()
     run_dir = tmp_path / "run"
     env = {**os.environ, **SIM_KNOBS, "VLLM_SHIM_ENGINE": "sim", "VLLM_SHIM_RUN_DIR": str(run_dir), **environ}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log_path = tmp_path / "stack.log"
-    command = [sys.executable, "-m", "vllm", "serve", "test-model", "--port", str(port), *vllm_args]
+    command = [sys.executable, "-m", "vllm", "serve", model, "--port", str(port), *vllm_args]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     return Stack(run_dir=run_dir, port=port, process=process, log_path=log_path, env=env)

@@ -101,8 +101,9 @@ class ScriptedScheduler:
                 self._dispatch(request)
             if not self.paused:
                 self._admit()
+            self._log_metrics()  # here, as SGLang logs when it forms a batch: finished requests already replaced
+            if not self.paused:
                 self._step()
-            self._log_metrics()
             if self.running and not self.paused:
                 time.sleep(self.step_seconds)
 
