@@ -35,9 +35,20 @@ def run_scripted_scheduler(server_args: Any, port_args: Any, gpu_id: int, tp_ran
                        dp_rank=dp_rank, gpu_id=gpu_id)  # fmt: skip
     publish(server_args, role="scheduler", ranks=ranks)
     configure_scheduler_process(server_args, gpu_id)
+    if tp_rank != 0 or pp_rank != 0:
+        # Other ranks of a -tp/-pp command line: ready, then idle; rank 0 alone talks to the tokenizer manager.
+        pipe_writer.send(ScriptedScheduler.rank_info(server_args))
+        _idle_until_parent_exits()
+        return
     scheduler = ScriptedScheduler(server_args, port_args)
     pipe_writer.send(scheduler.init_info())
     scheduler.run()
+
+
+def _idle_until_parent_exits() -> None:
+    parent = psutil.Process().parent()
+    while parent is not None and parent.is_running():
+        time.sleep(1.0)
 
 
 class ScriptedScheduler:
@@ -52,8 +63,7 @@ class ScriptedScheduler:
         )  # fmt: skip
         self.tokenizer = AutoTokenizer.from_pretrained(server_args.tokenizer_path or server_args.model_path)
         config = json.loads((Path(server_args.model_path) / "config.json").read_text())
-        self.context_length = server_args.context_length or config["max_position_embeddings"]
-        self.max_total_tokens = server_args.max_total_tokens or 8 * self.context_length
+        self.context_length, self.max_total_tokens = _token_limits(server_args)
         self.max_running = server_args.max_running_requests or 128
         self.eos_ids = {self.tokenizer.eos_token_id, config.get("eos_token_id")} - {None}
         tps = float(os.environ.get("VLLM_SHIM_SIM_TOKENS_PER_SECOND") or DEFAULT_TOKENS_PER_SECOND)
@@ -66,6 +76,11 @@ class ScriptedScheduler:
         self.metrics_at = 0.0
 
     def init_info(self) -> dict[str, Any]:
+        return ScriptedScheduler.rank_info(self.args)
+
+    @staticmethod
+    def rank_info(server_args: Any) -> dict[str, Any]:
+        """The ready handshake SGLang's launcher waits for (Scheduler.get_init_info)."""
         from sglang.srt.mem_cache.hicache_storage import disabled_l3_layout
         from sglang.srt.observability.startup_time import build_scheduler_startup_time
 
@@ -73,10 +88,11 @@ class ScriptedScheduler:
             target_load_weight=0.0, draft_load_weight=0.0, kv_cache_allocation=0.0, scheduler_e2e=0.0,
             target_cuda_graph=None, draft_cuda_graph=None,
         )  # fmt: skip
+        context_length, max_total_tokens = _token_limits(server_args)
         return {
             "status": "ready",
-            "max_total_num_tokens": self.max_total_tokens,
-            "max_req_input_len": min(self.context_length - 1, self.max_total_tokens - 1),
+            "max_total_num_tokens": max_total_tokens,
+            "max_req_input_len": min(context_length - 1, max_total_tokens - 1),
             "startup_time": startup,
             "hicache_object_layout": disabled_l3_layout("Hierarchical cache is disabled"),
         }
@@ -247,6 +263,13 @@ class ScriptedScheduler:
             token_usage=used / self.max_total_tokens, num_used_tokens=used,
         ))  # fmt: skip
         self.metrics_at = time.monotonic()
+
+
+def _token_limits(server_args: Any) -> tuple[int, int]:
+    """(context length, KV pool size in tokens): the model config bounds the first, the pool is 8 contexts."""
+    config = json.loads((Path(server_args.model_path) / "config.json").read_text())
+    context_length = server_args.context_length or config["max_position_embeddings"]
+    return context_length, server_args.max_total_tokens or 8 * context_length
 
 
 LOGPROB_FIELDS = tuple(
