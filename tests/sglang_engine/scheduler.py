@@ -18,6 +18,7 @@ from typing import Any
 import psutil
 import zmq
 
+from tests.sglang_engine.replies import LOGPROB_FIELDS, PER_REQUEST_FIELDS, control_reply
 from tests.sglang_engine.script import Sequence, finish_reason, reply_text, token_logprobs
 
 DEFAULT_TOKENS_PER_SECOND = 100.0  # ~10 ms a step: fast, yet slow enough that streamed chunks stay apart
@@ -197,7 +198,7 @@ class ScriptedScheduler:
             return None
         if isinstance(request, io.GetInternalStateReq):
             return io.GetInternalStateReqOutput(internal_state=self._internal_state())
-        return _control_reply(request, io, self.loras)
+        return control_reply(request, io, self.loras)
 
     def _internal_state(self) -> dict[str, Any]:
         from sglang.srt.runtime_context import get_context
@@ -270,38 +271,3 @@ def _token_limits(server_args: Any) -> tuple[int, int]:
     config = json.loads((Path(server_args.model_path) / "config.json").read_text())
     context_length = server_args.context_length or config["max_position_embeddings"]
     return context_length, server_args.max_total_tokens or 8 * context_length
-
-
-LOGPROB_FIELDS = tuple(
-    f"{side}_{kind}_{part}"
-    for side in ("input", "output")
-    for kind in ("token_logprobs", "top_logprobs", "token_ids_logprobs")
-    for part in ("val", "idx")
-)
-PER_REQUEST_FIELDS = (
-    "rids", "http_worker_ipcs", "finished_reasons", "decoded_texts", "decode_ids", "read_offsets", "output_ids",
-    "skip_special_tokens", "spaces_between_special_tokens", "no_stop_trim", "prompt_tokens", "reasoning_tokens",
-    "completion_tokens", "cached_tokens", *LOGPROB_FIELDS, "output_hidden_states", "routed_experts", "indexer_topk",
-    "retraction_counts",
-)  # fmt: skip
-
-
-def _control_reply(request: Any, io: Any, loras: dict[str, str]) -> Any:
-    """The answers to the admin requests the middleware sends; anything else is a test's mistake, loudly."""
-    if isinstance(request, io.FlushCacheReqInput):
-        return io.FlushCacheReqOutput(success=True)
-    if isinstance(request, io.ReleaseMemoryOccupationReqInput):
-        return io.ReleaseMemoryOccupationReqOutput()
-    if isinstance(request, io.ResumeMemoryOccupationReqInput):
-        return io.ResumeMemoryOccupationReqOutput()
-    if isinstance(request, io.SetInternalStateReq):
-        return io.SetInternalStateReqOutput(updated=False)
-    if isinstance(request, io.LoadLoRAAdapterReqInput):
-        loras[request.lora_name] = request.lora_path
-        return io.LoRAUpdateOutput(success=True, loaded_adapters=dict(loras))
-    if isinstance(request, io.UnloadLoRAAdapterReqInput):
-        loras.pop(request.lora_name, None)
-        return io.LoRAUpdateOutput(success=True, loaded_adapters=dict(loras))
-    if isinstance(request, (io.SlowDownReqInput, io.ConfigureLoggingReq, io.ShutdownReq)):
-        return None
-    raise NotImplementedError(f"the scripted scheduler does not answer {type(request).__name__}")
