@@ -38,7 +38,6 @@ SERVER_DEPS=(
   "pycparser==3.12" "torch_memory_saver==0.0.10"
 )
 STAMP="$ENV_DIR/.vllm-shim-stamp"
-SPEC="stamp-format=1 sglang==$SGLANG_VERSION contract=$CONTRACT deps=${SERVER_DEPS[*]} model=$(sha256sum "$MODEL_SCRIPT" | cut -c1-16)"
 
 force=0
 for arg in "$@"; do
@@ -56,12 +55,16 @@ up_to_date() {
   [[ -f "$STAMP" && "$(cat "$STAMP")" == "$SPEC" && -x "$ENV_DIR/bin/python" && -f "$ENV_DIR/model/tokenizer.json" ]]
 }
 
+# The contract venv first (a no-op once built): this environment reads its packages, so its stamp is part of ours.
+"$HERE/setup-sglang-env.sh" >/dev/null || die "the contract venv $CONTRACT could not be built (run scripts/setup-sglang-env.sh)"
+SPEC="stamp-format=1 sglang==$SGLANG_VERSION contract=$CONTRACT:$(sha256sum "$CONTRACT/.vllm-shim-stamp" | cut -c1-16)"
+SPEC+=" deps=${SERVER_DEPS[*]} model=$(sha256sum "$MODEL_SCRIPT" | cut -c1-16)"
+
 if [[ $force == 0 ]] && up_to_date; then
   say "up to date: $ENV_DIR; nothing to do"
   exit 0
 fi
 
-"$HERE/setup-sglang-env.sh" || die "the contract venv $CONTRACT could not be built"
 mkdir -p "$(dirname "$ENV_DIR")"
 command -v flock >/dev/null || die "flock (util-linux) is needed to build the environment safely"
 exec 9>"$ENV_DIR.lock"
