@@ -12,6 +12,8 @@ scripts/install.sh --dev || exit 1
 # The real SGLang (CPU, no deps beyond what its parser and request models import), cached outside the
 # checkout so repeated runs and CI on the same machine reuse it.
 scripts/setup-sglang-env.sh || exit 1
+# SGLang's real server (scheduler scripted, no GPU, no model download) for the live suites; extends the venv above.
+scripts/setup-sglang-server-env.sh || exit 1
 
 status=0
 echo "== ruff"

@@ -61,7 +61,7 @@ def usage(script: Script, choices: Sequence[Choice]) -> dict[str, Any]:
     reasoning = sum(min(script.reasoning_pieces, f.completion_tokens) for f in finishes)
     details = {"cached_tokens": sum(f.cached_tokens for f in per_prompt)} if script.cache_report else None
     return {"prompt_tokens": prompt, "total_tokens": prompt + completion, "completion_tokens": completion,
-            "prompt_tokens_details": details, "reasoning_tokens": reasoning}
+            "prompt_tokens_details": details, "reasoning_tokens": reasoning, "completion_tokens_details": None}
 
 
 def running_usage(script: Script, choice: Choice) -> dict[str, Any]:
@@ -90,7 +90,7 @@ def chat_message(script: Script, choice: Choice) -> dict[str, Any]:
     if choice.calls_tool(script):
         return {"role": "assistant", "content": None, "reasoning_content": reasoning,
                 "tool_calls": [tool_call(script, 0)]}
-    return {"role": "assistant", "content": content, "reasoning_content": reasoning, "tool_calls": None}
+    return {"role": "assistant", "content": content, "reasoning_content": reasoning}  # SGLang omits tool_calls
 
 
 def chat_response(script: Script, choices: Sequence[Choice]) -> dict[str, Any]:
@@ -104,14 +104,18 @@ def chat_response(script: Script, choices: Sequence[Choice]) -> dict[str, Any]:
 
 def delta(role: str | None = None, content: str | None = None, reasoning: str | None = None,
           tool_calls: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    return {"role": role, "content": content, "reasoning_content": reasoning, "tool_calls": tool_calls}
+    """As SGLang 0.5.23 sends a delta: reasoning_content always (null), the other fields only when set."""
+    out: dict[str, Any] = {"reasoning_content": reasoning}
+    optional = {"role": role, "content": content, "tool_calls": tool_calls}
+    return {**out, **{key: value for key, value in optional.items() if value is not None}}
 
 
 def chat_chunk(script: Script, index: int, delta_: dict[str, Any], finish: dict[str, Any] | None = None,
                logprobs: Any = None, usage_: Any = None) -> dict[str, Any]:
     fields = finish or {"finish_reason": None, "matched_stop": None}
-    return {"id": script.rid, "object": "chat.completion.chunk", "created": script.created, "model": script.model,
-            "choices": [{"index": index, "delta": delta_, "logprobs": logprobs, **fields}], "usage": usage_}
+    chunk = {"id": script.rid, "object": "chat.completion.chunk", "created": script.created, "model": script.model,
+             "choices": [{"index": index, "delta": delta_, "logprobs": logprobs, **fields}]}
+    return {**chunk, "usage": usage_} if usage_ is not None else chunk  # SGLang sends no `usage: null`
 
 
 def usage_chunk(script: Script, choices: Sequence[Choice]) -> dict[str, Any]:
@@ -126,7 +130,7 @@ def completion_response(script: Script, choices: Sequence[Choice]) -> dict[str, 
         text = (script.echo_texts[i] if script.echo_texts else "") + "".join(c.pieces)
         out.append({"index": i, "text": text, "logprobs": None, **finish_fields(script, c)})
     return {"id": script.rid, "object": "text_completion", "created": script.created, "model": script.model,
-            "choices": out, "usage": usage(script, choices)}
+            "choices": out, "usage": usage(script, choices), "metadata": {"weight_version": "default"}}
 
 
 def completion_chunk(script: Script, index: int, text: str, finish: dict[str, Any] | None = None,

@@ -202,7 +202,8 @@ class Scheduler:
         m.inc("sglang:num_requests", is_streaming=streaming)
         m.inc("sglang:prompt_tokens", prompt, is_streaming=streaming)
         m.inc("sglang:generation_tokens", seq.generated, is_streaming=streaming)
-        m.inc("sglang:cached_tokens", seq.cached, cache_source="device")
+        if seq.cached:  # as SGLang: the series appears with the first prefix-cache hit, not before
+            m.inc("sglang:cached_tokens", seq.cached, cache_source="device")
         m.observe("sglang:e2e_request_latency_seconds", now - seq.arrival, is_streaming=streaming)
         m.observe("sglang:prompt_tokens_histogram", prompt)
         m.observe("sglang:generation_tokens_histogram", seq.generated)

@@ -122,7 +122,8 @@ def script_chat(req: ChatCompletionRequest, state: SimState) -> Script:
     prompt_ids = tuple(state.vocab.encode(chat_prompt(req.messages)))
     check_context(len(prompt_ids), max_new, cfg)
     rid = _rid(req.rid, state)
-    tool_name = _forced_tool(req)
+    # SGLang parses tool calls only with --tool-call-parser; without one a forced call comes back as text.
+    tool_name = _forced_tool(req) if cfg.tool_call_parser else None
     reasoning = REASONING_PIECES if _thinking(req, state) and tool_name is None and schema is None else ()
     limit = max_new if max_new is not None else min(DEFAULT_CHAT_MAX_TOKENS, cfg.context_length - len(prompt_ids))
     n = max(req.n, 1)

@@ -104,6 +104,9 @@ def example_for_schema(schema: Any, depth: int = 0) -> Any:
         props = schema.get("properties") or {}
         required = schema.get("required") or list(props)
         return {k: example_for_schema(props.get(k, {}), depth + 1) for k in required if isinstance(k, str)}
+    if kind == "array" and isinstance(schema.get("minItems"), int) and schema["minItems"] > 0:
+        # e.g. the array SGLang constrains a forced tool choice to: at least one call
+        return [example_for_schema(schema.get("items", {}), depth + 1)] * schema["minItems"]
     return {"string": "", "integer": 0, "number": 0, "boolean": False, "array": [], "null": None}.get(
         str(kind), {}
     )

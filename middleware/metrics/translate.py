@@ -88,9 +88,23 @@ def translate_families(families: Iterable[Metric], model_name: str, ledger: Stop
     out: list[Metric] = []
     for rule in RULES:
         series = rule.derive(by_name, ledger) if rule.derive else _rule_series(by_name, rule)
+        if not series and rule.kind == "counter" and rule.derive is None:
+            series = _zeros(by_name)
         if series:
             out.extend(_emit(rule, series, model_name))
     return out
+
+
+def _zeros(families: Families) -> Series:
+    """A zero for each engine, for a counter whose SGLang source has no series yet.
+
+    SGLang creates a labelled counter series on its first increment (sglang:cached_tokens_total appears with the
+    first prefix-cache hit), while vLLM exports its counters from the start and the router reads
+    vllm:gpu_prefix_cache_hits_total on every scrape. The engines are those the scheduler gauges name, which a
+    running SGLang always writes; a page without them names no engine and gets no zeros.
+    """
+    engines = {key[1] for key in _series(families, "sglang:num_running_reqs", "gauge")}
+    return {("_total", labels): 0.0 for labels in engines}
 
 
 def _rule_series(families: Families, rule: MetricRule) -> Series:

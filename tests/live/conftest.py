@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.live.engines import READY_TIMEOUT, engine_environ, engine_params
 from tests.live.stack import Stack, start_stack
 
 
@@ -21,6 +22,19 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         pytest.fail("haproxy is not installed: run scripts/install.sh")
     running = start_stack(tmp_path, "--max-model-len", "4096")
     try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(params=engine_params())
+def engine_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
+    """A ready stack per engine (simulator, real SGLang with a scripted scheduler)."""
+    if shutil.which("haproxy") is None:
+        pytest.fail("haproxy is not installed: run scripts/install.sh")
+    running = start_stack(tmp_path, "--max-model-len", "4096", **engine_environ(request.param))
+    try:
+        running.wait_health(200, timeout=READY_TIMEOUT[request.param])
         yield running
     finally:
         running.stop()

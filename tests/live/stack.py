@@ -102,13 +102,14 @@ class Stack:
             return self.process.wait()
 
 
-def start_stack(tmp_path: Path, *vllm_args: str, port: int | None = None, **environ: str) -> Stack:
+def start_stack(tmp_path: Path, *vllm_args: str, port: int | None = None, model: str = "test-model",
+                **environ: str) -> Stack:
     port = port or free_port_block()
     run_dir = tmp_path / "run"
     env = {**os.environ, **SIM_KNOBS, "VLLM_SHIM_ENGINE": "sim", "VLLM_SHIM_RUN_DIR": str(run_dir), **environ}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log_path = tmp_path / "stack.log"
-    command = [sys.executable, "-m", "vllm", "serve", "test-model", "--port", str(port), *vllm_args]
+    command = [sys.executable, "-m", "vllm", "serve", model, "--port", str(port), *vllm_args]
     # Append mode: supervisord reopens /dev/stdout for its programs, so the file is written through several
     # open file descriptions; without O_APPEND its own lines overwrite the programs' from offset 0.
     with open(log_path, "ab") as log:

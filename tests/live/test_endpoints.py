@@ -10,14 +10,15 @@ import httpx
 import openai
 import pytest
 
+from tests.live.engines import READY_TIMEOUT, engine_environ, engine_params
 from tests.live.stack import Stack, start_stack
 
 KEY = "sk-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@pytest.fixture(scope="module", params=engine_params())
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     running = start_stack(
         tmp_path_factory.mktemp("endpoints"),
         "--api-key", KEY,
@@ -26,8 +27,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "--enable-sleep-mode", "--max-logprobs", "5",
         VLLM_ALLOW_RUNTIME_LORA_UPDATING="True",
         VLLM_SERVER_DEV_MODE="1",
+        **engine_environ(request.param),
     )  # fmt: skip
-    running.wait_health(200, timeout=90)
+    running.wait_health(200, timeout=READY_TIMEOUT[request.param])
     yield running
     running.stop()
 

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.live.engines import READY_TIMEOUT, engine_environ, engine_params
 from tests.live.stack import Stack, start_stack
 
 ROUTER_NAMES = (
@@ -21,16 +22,17 @@ ROUTER_NAMES = (
 )
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@pytest.fixture(scope="module", params=engine_params())
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     running = start_stack(
         tmp_path_factory.mktemp("metrics"),
         "--max-num-seqs", "4",
         "--api-key", "sk-secret-metrics-key",
         VLLM_SHIM_SIM_TOKENS_PER_SECOND="40",
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path_factory.mktemp("prom")),  # as the production-stack chart sets it
+        **engine_environ(request.param),
     )  # fmt: skip
-    running.wait_health(200, timeout=90)
+    running.wait_health(200, timeout=READY_TIMEOUT[request.param])
     yield running
     running.stop()
 

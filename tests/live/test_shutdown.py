@@ -9,7 +9,9 @@ from pathlib import Path
 
 import aiohttp
 import httpx
+import pytest
 
+from tests.live.engines import READY_TIMEOUT, engine_environ, engine_params
 from tests.live.stack import start_stack
 from tests.live.test_faults import leftovers
 
@@ -28,9 +30,11 @@ async def stream(session: aiohttp.ClientSession, url: str) -> str:
     return "done" if lines and lines[-1].startswith(b"data: [DONE]") else "cut"
 
 
-def test_sigterm_lets_in_flight_streams_finish(tmp_path: Path) -> None:
-    stack = start_stack(tmp_path, VLLM_SHIM_SIM_TOKENS_PER_SECOND="50", VLLM_SHIM_DRAIN_SECONDS="20")
-    stack.wait_health(200, timeout=60)
+@pytest.mark.parametrize("engine", engine_params())
+def test_sigterm_lets_in_flight_streams_finish(tmp_path: Path, engine: str) -> None:
+    stack = start_stack(tmp_path, VLLM_SHIM_SIM_TOKENS_PER_SECOND="50", VLLM_SHIM_DRAIN_SECONDS="20",
+                        **engine_environ(engine))
+    stack.wait_health(200, timeout=READY_TIMEOUT[engine])
 
     async def scenario() -> tuple[list[str], float]:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:

@@ -28,9 +28,8 @@ def test_health_is_503_until_the_engine_is_warm_then_200(stack: Stack) -> None:
     assert [card["id"] for card in models["data"]][0] == "test-model"
 
 
-def test_openai_client_chat_streamed_and_not(stack: Stack) -> None:
-    stack.wait_health(200)
-    client = openai.OpenAI(base_url=stack.url + "/v1", api_key="unused")
+def test_openai_client_chat_streamed_and_not(engine_stack: Stack) -> None:
+    client = openai.OpenAI(base_url=engine_stack.url + "/v1", api_key="unused")
     reply = client.chat.completions.create(
         model="test-model", messages=[{"role": "user", "content": "hello there"}], max_tokens=5
     )

@@ -79,11 +79,10 @@ def test_chat_non_streaming_shape() -> None:
     body = client().post("/v1/chat/completions", json={**CHAT, "rid": "req-1", "max_tokens": 4}).json()
     assert body["id"] == "req-1" and body["object"] == "chat.completion" and body["model"] == "m"
     (choice,) = body["choices"]
-    assert choice["message"] == {"role": "assistant", "content": "one two three one", "reasoning_content": None,
-                                 "tool_calls": None}
+    assert choice["message"] == {"role": "assistant", "content": "one two three one", "reasoning_content": None}
     assert (choice["finish_reason"], choice["matched_stop"]) == ("length", None)
     assert body["usage"] == {"prompt_tokens": 5, "total_tokens": 9, "completion_tokens": 4,
-                             "prompt_tokens_details": None, "reasoning_tokens": 0}
+                             "prompt_tokens_details": None, "reasoning_tokens": 0, "completion_tokens_details": None}
 
 
 def test_chat_stops_naturally_and_honours_stop_strings() -> None:
@@ -104,7 +103,7 @@ def test_chat_streaming_with_usage_and_n() -> None:
     text = {0: "", 1: ""}
     for e in events[:-1]:
         (choice,) = e["choices"]
-        text[choice["index"]] += choice["delta"]["content"] or ""
+        text[choice["index"]] += choice["delta"].get("content") or ""
     assert text == {0: "one two three", 1: "two three one"}
     finals = [e["choices"][0] for e in events[:-1] if e["choices"][0]["finish_reason"]]
     assert sorted(f["index"] for f in finals) == [0, 1] and {f["finish_reason"] for f in finals} == {"length"}
@@ -116,8 +115,8 @@ def test_chat_streaming_with_usage_and_n() -> None:
 def test_forced_tool_choice_returns_a_tool_call(choice: Any, stream: bool) -> None:
     tools = [{"type": "function", "function": {"name": n, "parameters": {"type": "object"}}} for n in ("first",
                                                                                                      "second")]
-    response = client().post("/v1/chat/completions", json={**CHAT, "tools": tools, "tool_choice": choice,
-                                                           "stream": stream})
+    response = client("--tool-call-parser", "hermes").post(
+        "/v1/chat/completions", json={**CHAT, "tools": tools, "tool_choice": choice, "stream": stream})
     expected = "first" if choice == "required" else "second"
     if not stream:
         (c,) = response.json()["choices"]
@@ -126,10 +125,17 @@ def test_forced_tool_choice_returns_a_tool_call(choice: Any, stream: bool) -> No
         assert call["function"] == {"name": expected, "arguments": "{}"} and call["id"].startswith("call_")
         return
     events = sse_events(response.text)
-    calls = [tc for e in events for tc in (e["choices"][0]["delta"]["tool_calls"] or [])]
+    calls = [tc for e in events for tc in (e["choices"][0]["delta"].get("tool_calls") or [])]
     assert calls[0]["function"]["name"] == expected
     assert "".join(tc["function"]["arguments"] for tc in calls) == "{}"
     assert events[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_forced_tool_choice_without_a_parser_is_text_as_in_sglang() -> None:
+    tools = [{"type": "function", "function": {"name": "first", "parameters": {"type": "object"}}}]
+    body = {**CHAT, "tools": tools, "tool_choice": "required", "max_tokens": 50}
+    (c,) = client().post("/v1/chat/completions", json=body).json()["choices"]
+    assert c["finish_reason"] == "stop" and "tool_calls" not in c["message"] and c["message"]["content"]
 
 
 def test_json_schema_response_format_yields_matching_json() -> None:

@@ -198,3 +198,15 @@ def test_histogram_buckets_merge_by_bound_value() -> None:
 
 def test_translate_is_pure() -> None:
     assert translate(PAGE, "served") == translate(PAGE, "served")
+
+
+def test_counters_without_an_sglang_series_yet_are_zero_per_engine() -> None:
+    # A fresh SGLang (seen on its real server): scheduler gauges for two DP engines, no counter series yet.
+    fresh = page(family("sglang:num_running_reqs", "gauge",
+                        ("sglang:num_running_reqs", {**SCHED, "dp_rank": "0"}, 0.0),
+                        ("sglang:num_running_reqs", {**SCHED, "dp_rank": "1"}, 0.0)))  # fmt: skip
+    out = {(s.name, s.labels["engine"]): s.value for f in translate(fresh, "served") for s in f.samples}
+    for name in ("vllm:gpu_prefix_cache_hits_total", "vllm:prefix_cache_queries_total", "vllm:num_preemptions_total"):
+        assert out[(name, "0")] == out[(name, "1")] == 0.0, name
+    # No scheduler gauges, no engine: nothing is made up.
+    assert translate(page(family("other", "gauge", ("other", {}, 1.0))), "served") == []
