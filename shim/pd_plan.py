@@ -1,0 +1,80 @@
+"""Prefill/decode disaggregation, read from the engine's FINAL arguments (however a flag got there: a vLLM
+option's translation or SGLANG_EXTRA_ARGS), for the middleware (middleware/pd.py) and haproxy.
+
+SGLang's prefill server starts a bootstrap server (its KV-transfer control plane, which decode servers call)
+on its own --host, which the plan pins to 127.0.0.1. So the engine's bootstrap server moves to a loopback port
+and haproxy listens on the public host at the bootstrap port the deployment asked for, relaying it as TCP:
+the one listener besides the API port a pod opens on purpose (docs/deploying.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from shim.errors import CliError
+from shim.extra_args import resolve
+
+SGLANG_DEFAULT_BOOTSTRAP_PORT = 8998
+ROLES = ("prefill", "decode")
+# Beyond SGLang's own bounds (bootstrap + waiting): SGLang normally answers the failure itself first.
+ROOM_MARGIN_S = 30
+
+
+@dataclass(frozen=True)
+class PdPlan:
+    role: str  # "prefill" or "decode"
+    public_port: int  # what decode pods are told; haproxy's listener on a prefill pod
+    engine_port: int  # SGLang's own bootstrap server, on loopback (prefill only)
+    room_timeout_s: float
+
+
+def engine_option(args: Sequence[str], dest: str) -> str | None:
+    """The value argparse would give `dest` from `args` (last one wins; `--opt=value` or `--opt value`)."""
+    value = None
+    for i, word in enumerate(args):
+        if resolve(word) != frozenset({dest}):
+            continue
+        head, eq, tail = word.partition("=")
+        if eq:
+            value = tail
+        elif i + 1 < len(args):
+            value = args[i + 1]
+    return value
+
+
+def pd_plan(args: Sequence[str], env: Mapping[str, Any], public_api_port: int) -> PdPlan | None:
+    """The pod's P/D role, or None when it serves whole requests. Raises CliError for a bad bootstrap port."""
+    role = engine_option(args, "disaggregation_mode")
+    if role not in ROLES:
+        return None
+    raw_port = engine_option(args, "disaggregation_bootstrap_port")
+    try:
+        port = int(raw_port) if raw_port is not None else SGLANG_DEFAULT_BOOTSTRAP_PORT
+    except ValueError:
+        raise CliError(f"--disaggregation-bootstrap-port: invalid int value: {raw_port!r}") from None
+    if not 0 < port < 65536:
+        raise CliError(f"--disaggregation-bootstrap-port {port} is out of range (1-65535)")
+    engine_port = public_api_port + 3
+    if port in (public_api_port, public_api_port + 1, public_api_port + 2, engine_port):
+        raise CliError(f"--disaggregation-bootstrap-port {port} collides with the pod's ports "
+                       f"{public_api_port}-{engine_port}")  # fmt: skip
+    bound = env["SGLANG_DISAGGREGATION_BOOTSTRAP_TIMEOUT"] + env["SGLANG_DISAGGREGATION_WAITING_TIMEOUT"]
+    return PdPlan(role, port, engine_port, float(bound + ROOM_MARGIN_S))
+
+
+def engine_args(args: Sequence[str], pd: PdPlan | None) -> tuple[str, ...]:
+    """On a prefill pod SGLang's bootstrap server moves to its loopback port (argparse: the last one wins)."""
+    if pd is None or pd.role != "prefill":
+        return tuple(args)
+    return (*args, "--disaggregation-bootstrap-port", str(pd.engine_port))
+
+
+def warning(pd: PdPlan) -> str:
+    """Said at start: only one of production-stack's two P/D routing logics can pair the halves."""
+    return (
+        f"P/D {pd.role} pod: only production-stack's 'disaggregated_prefill_orchestrated' routing logic pairs "
+        "prefill and decode here (its kv_transfer_params carry the bootstrap room); requests without them, as "
+        "'disaggregated_prefill' sends, are refused with a 400 (docs/deploying.md)"
+    )
