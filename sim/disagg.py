@@ -61,7 +61,7 @@ class Disagg:
             return
         app = web.Application()
         app.router.add_post("/sim/join/{room}", self._join)
-        app.router.add_get("/health", lambda _: _ok())
+        app.router.add_get("/health", _health)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.bootstrap_port).start()
@@ -146,5 +146,5 @@ class Disagg:
         return await generate()
 
 
-async def _ok() -> web.Response:
+async def _health(_: web.Request) -> web.Response:
     return web.Response(text="OK")
