@@ -64,6 +64,13 @@ def wants_remote_decode(params: Any) -> bool:
     return isinstance(params, dict) and params.get("do_remote_decode") is True
 
 
+def prefill_body(parsed: dict[str, Any], room: int, port: int) -> dict[str, Any]:
+    """What SGLang's prefill server gets: the router's body (already max_tokens 1), one answer, the room."""
+    body = {k: v for k, v in parsed.items() if k not in ("kv_transfer_params", "stream_options")}
+    return {**body, "stream": False, "bootstrap_host": PREFILL_SELF_HOST, "bootstrap_port": port,
+            "bootstrap_room": room}  # fmt: skip
+
+
 def prefill_reply(path: str, model: Any, room: int, port: int) -> dict[str, Any]:
     """vLLM's answer to a `do_remote_decode` prefill: no text yet, the handle for the decode side."""
     params = {
@@ -168,9 +175,7 @@ async def _prefill(ctx: AppContext, rooms: PrefillRooms, call: Call, parsed: dic
         return
     room = secrets.randbelow(ROOM_LIMIT)
     port = ctx.config.pd_bootstrap_port
-    body = {**parsed, "stream": False, "bootstrap_host": PREFILL_SELF_HOST, "bootstrap_port": port,
-            "bootstrap_room": room}  # fmt: skip
-    body.pop("stream_options", None)
+    body = prefill_body(parsed, room, port)
     prepared = prepare(ctx, call.path, orjson.dumps(body), body)
     if isinstance(prepared, VllmError):
         await call.respond_error(prepared)
