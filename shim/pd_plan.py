@@ -15,6 +15,7 @@ from typing import Any
 
 from shim.errors import CliError
 from shim.extra_args import resolve
+from shim.plan import Ports
 
 SGLANG_DEFAULT_BOOTSTRAP_PORT = 8998
 ROLES = ("prefill", "decode")
@@ -44,7 +45,7 @@ def engine_option(args: Sequence[str], dest: str) -> str | None:
     return value
 
 
-def pd_plan(args: Sequence[str], env: Mapping[str, Any], public_api_port: int) -> PdPlan | None:
+def pd_plan(args: Sequence[str], env: Mapping[str, Any], ports: Ports) -> PdPlan | None:
     """The pod's P/D role, or None when it serves whole requests. Raises CliError for a bad bootstrap port."""
     role = engine_option(args, "disaggregation_mode")
     if role not in ROLES:
@@ -56,10 +57,11 @@ def pd_plan(args: Sequence[str], env: Mapping[str, Any], public_api_port: int) -
         raise CliError(f"--disaggregation-bootstrap-port: invalid int value: {raw_port!r}") from None
     if not 0 < port < 65536:
         raise CliError(f"--disaggregation-bootstrap-port {port} is out of range (1-65535)")
-    engine_port = public_api_port + 3
-    if port in (public_api_port, public_api_port + 1, public_api_port + 2, engine_port):
-        raise CliError(f"--disaggregation-bootstrap-port {port} collides with the pod's ports "
-                       f"{public_api_port}-{engine_port}")  # fmt: skip
+    engine_port = ports.public + 3
+    taken = (ports.public, ports.engine, ports.middleware, engine_port)
+    if port in taken or len(set(taken)) < len(taken):
+        raise CliError(f"--disaggregation-bootstrap-port {port}: the pod's ports must differ (public, engine, "
+                       f"middleware, SGLang's loopback bootstrap port = public + 3: {taken})")  # fmt: skip
     bound = env["SGLANG_DISAGGREGATION_BOOTSTRAP_TIMEOUT"] + env["SGLANG_DISAGGREGATION_WAITING_TIMEOUT"]
     return PdPlan(role, port, engine_port, float(bound + ROOM_MARGIN_S))
 

@@ -82,7 +82,7 @@ def translate(argv: Sequence[str], environ: Mapping[str, str], *, python: str = 
     for step in STEPS.values():
         step(draft)
     engine_args = (*draft.base_args(), *collected.args, *draft.args, *check_extra_args(env["SGLANG_EXTRA_ARGS"]))
-    pd = pd_plan(engine_args, env, draft.ports.public)
+    pd = pd_plan(engine_args, env, draft.ports)
     if pd is not None:
         draft.warnings.append(pd_warning(pd))
         draft.middleware = replace(

@@ -53,6 +53,11 @@ def test_decode_role_opens_no_bootstrap_listener() -> None:
     assert plan.pd_bootstrap is None and "--disaggregation-bootstrap-port" not in plan.engine_args
 
 
+def test_loopback_bootstrap_port_must_not_meet_a_moved_engine_port() -> None:
+    with pytest.raises(CliError, match="ports must differ"):
+        plan_of("--disaggregation-mode prefill", VLLM_SHIM_ENGINE_PORT="9303")
+
+
 def test_no_role_no_pd() -> None:
     plan = plan_of("")
     assert plan.middleware.pd_role == "" and plan.pd_bootstrap is None and not plan.warnings
