@@ -105,6 +105,27 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "vLLM's switch for `/sleep`, `/wake_up`, `/is_sleeping`, `/reset_prefix_cache`",
     ),
     EnvVar("VLLM_SKIP_MODEL_NAME_VALIDATION", _bool, False, "vLLM's switch to accept any `model` name in requests"),
+    EnvVar(
+        "LWS_LEADER_ADDRESS",
+        str,
+        None,
+        "set by a LeaderWorkerSet: the rendezvous host when `--master-addr` is not given",
+    ),
+    EnvVar("LWS_GROUP_SIZE", int, None, "set by a LeaderWorkerSet: the node count when `--nnodes` is not given"),
+    EnvVar(
+        "LWS_WORKER_INDEX",
+        int,
+        None,
+        "set by a LeaderWorkerSet: the node rank when `--node-rank` is not given (above 0: a headless worker pod)",
+    ),
+    EnvVar("LMCACHE_LOCAL_CPU", _bool, None, "LMCache's CPU tier on/off (chart `lmcacheConfig`): HiCache on/off"),
+    EnvVar("LMCACHE_MAX_LOCAL_CPU_SIZE", float, None, "LMCache's CPU tier in GB (default 5): `--hicache-size`"),
+    EnvVar("LMCACHE_MAX_LOCAL_DISK_SIZE", float, None, "LMCache's disk tier in GB: not carried over (listed)"),
+    EnvVar("LMCACHE_CHUNK_SIZE", int, None, "LMCache's chunk size: not carried over (listed)"),
+    EnvVar("LMCACHE_REMOTE_URL", str, None, "a remote LMCache server: not carried over (listed)"),
+    EnvVar("LMCACHE_ENABLE_CONTROLLER", _bool, None, "the LMCache controller: not carried over (listed)"),
+    EnvVar("HF_HUB_CACHE", str, None, "where the model's config.json is looked up to tell an MoE model (HF cache)"),
+    EnvVar("HF_HOME", str, None, "the Hugging Face home (its `hub/` is the cache when HF_HUB_CACHE is unset)"),
 )
 ENV = {var.name: var for var in ENV_VARS}
 

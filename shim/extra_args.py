@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import cache
 
+from shim.data_files import load_data
 from shim.errors import CliError
-from shim.options import load_data
 
 # Destinations the plan decides. Why each is reserved:
 RESERVED: dict[str, str] = {

@@ -29,6 +29,14 @@ class PdPlan:
     public_port: int  # what decode pods are told; haproxy's listener on a prefill pod
     engine_port: int  # SGLang's own bootstrap server, on loopback (prefill only)
     room_timeout_s: float
+    # A multi-node group (--dist-init-addr): every rank registers with the bootstrap server at the
+    # --dist-init-addr host and SGLang's own port, which a loopback bootstrap server cannot serve.
+    multi_node: bool = False
+
+    @property
+    def relayed(self) -> bool:
+        """Whether SGLang's bootstrap server moves to loopback behind haproxy's relay (a one-node prefill pod)."""
+        return self.role == "prefill" and not self.multi_node
 
 
 def engine_option(args: Sequence[str], dest: str) -> str | None:
@@ -63,20 +71,32 @@ def pd_plan(args: Sequence[str], env: Mapping[str, Any], ports: Ports) -> PdPlan
         raise CliError(f"--disaggregation-bootstrap-port {port}: the pod's ports must differ (public, engine, "
                        f"middleware, SGLang's loopback bootstrap port = public + 3: {taken})")  # fmt: skip
     bound = env["SGLANG_DISAGGREGATION_BOOTSTRAP_TIMEOUT"] + env["SGLANG_DISAGGREGATION_WAITING_TIMEOUT"]
-    return PdPlan(role, port, engine_port, float(bound + ROOM_MARGIN_S))
+    multi_node = engine_option(args, "dist_init_addr") not in (None, "", "None")
+    return PdPlan(role, port, engine_port, float(bound + ROOM_MARGIN_S), multi_node)
 
 
 def engine_args(args: Sequence[str], pd: PdPlan | None) -> tuple[str, ...]:
     """On a prefill pod SGLang's bootstrap server moves to its loopback port (argparse: the last one wins)."""
-    if pd is None or pd.role != "prefill":
+    if pd is None or not pd.relayed:
         return tuple(args)
     return (*args, "--disaggregation-bootstrap-port", str(pd.engine_port))
 
 
-def warning(pd: PdPlan) -> str:
-    """Said at start: only one of production-stack's two P/D routing logics can pair the halves."""
-    return (
-        f"P/D {pd.role} pod: only production-stack's 'disaggregated_prefill_orchestrated' routing logic pairs "
-        "prefill and decode here (its kv_transfer_params carry the bootstrap room); requests without them, as "
-        "'disaggregated_prefill' sends, are refused with a 400 (docs/deploying.md)"
-    )
+_LOGIC = (
+    "P/D {role} pod: only production-stack's 'disaggregated_prefill_orchestrated' routing logic pairs "
+    "prefill and decode here (its kv_transfer_params carry the bootstrap room); requests without them, as "
+    "'disaggregated_prefill' sends, are refused with a 400 (docs/deploying.md)"
+)
+
+
+def warnings(pd: PdPlan) -> list[str]:
+    """Said at start: only one of production-stack's two P/D routing logics can pair the halves; a multi-node
+    prefill group's bootstrap server stays on loopback, out of its other nodes' and the decode pods' reach."""
+    said = [_LOGIC.format(role=pd.role)]
+    if pd.role == "prefill" and pd.multi_node:
+        said.append(
+            "P/D prefill across nodes (--dist-init-addr) is not supported: SGLang's bootstrap server binds the "
+            "engine's loopback host, so neither the group's other nodes nor decode pods can reach it"
+        )
+    return said
+

@@ -48,6 +48,7 @@ class Plan:
     engine_env: tuple[tuple[str, str], ...] = ()
     # A P/D prefill pod: (public bootstrap port haproxy relays, SGLang's loopback bootstrap port) (shim/pd_plan.py).
     pd_bootstrap: tuple[int, int] | None = None
+    headless: bool = False  # a multi-node worker: supervisord runs haproxy (health, metrics) and SGLang only
 
     @property
     def served_model_name(self) -> str:

@@ -14,6 +14,9 @@ from middleware.config import LoraModule, MiddlewareConfig
 from shim.argv import ParsedArgs
 from shim.data_files import load_data
 from shim.errors import CliError
+from shim.kv_transfer import plan_kv_transfer
+from shim.speculative import plan_speculative
+from shim.topology import plan_topology
 from shim.transforms import parse_human_int, parse_int, sglang_choices
 
 POOLING_CONVERTS = {"embed", "token_embed", "classify", "token_classify", "score", "reward"}
@@ -36,6 +39,8 @@ class Draft:
     max_model_len: int | None = None
     # What the steps decide for the middleware; translate() adds the rest (engine URL, names, keys).
     middleware: MiddlewareConfig = field(default_factory=MiddlewareConfig)
+    headless: bool = False  # a worker node of a multi-node group: SGLang only, no API
+    dropped: list[tuple[str, str]] = field(default_factory=list)  # (what, why) beyond the drop rows
 
     def value(self, dest: str, default: Any = None) -> Any:
         return self.parsed.values.get(dest, default)
@@ -132,14 +137,46 @@ def _lora_module(item: str, spelled: str) -> LoraModule:
     return LoraModule(name=name, path=path)
 
 
+VLLM_LORA_DEFAULTS = {"max_lora_rank": 16, "max_loras": 1}
+LORA_OPTIONS = ("max_lora_rank", "max_loras", "max_cpu_loras", "lora_target_modules")
+
+
+def _lora_sizes(d: Draft, modules: int) -> list[str]:
+    """vLLM's LoRA limits stated to SGLang, so SGLang's own (rank/modules required, loaded ≥ per batch) hold."""
+    rank = parse_int(d.value("max_lora_rank", VLLM_LORA_DEFAULTS["max_lora_rank"]), d.spelled("max_lora_rank"))
+    per_batch = parse_int(d.value("max_loras", VLLM_LORA_DEFAULTS["max_loras"]), d.spelled("max_loras"))
+    cpu = d.value("max_cpu_loras")
+    loaded: list[str] = []
+    if cpu is not None:
+        # Without it SGLang keeps any number of adapters loaded: at least vLLM's LRU cache of max_loras.
+        count = parse_int(cpu, d.spelled("max_cpu_loras"))
+        if count < per_batch:
+            raise CliError(
+                f"argument {d.spelled('max_cpu_loras')}: max_cpu_loras ({count}) must be >= max_loras ({per_batch})"
+            )
+        if modules > count:
+            # vLLM pages adapters in and out of its CPU cache; SGLang keeps every --lora-paths adapter loaded.
+            d.warnings.append(f"SGLang keeps all {modules} --lora-modules loaded: --max-loaded-loras {modules}")
+        loaded = ["--max-loaded-loras", str(max(count, modules))]
+    targets = d.value("lora_target_modules") or ["all"]
+    targets = [targets] if isinstance(targets, str) else list(targets)
+    sizes = ["--max-lora-rank", str(rank), "--lora-target-modules", *targets, "--max-loras-per-batch", str(per_batch)]
+    return sizes + loaded
+
+
 def lora(d: Draft) -> None:
     items = d.value("lora_modules") or []
     modules = tuple(_lora_module(item, d.spelled("lora_modules")) for item in items)
     enabled = bool(d.value("enable_lora")) or bool(modules)
-    if modules:
-        if not d.value("enable_lora"):
-            d.args.append("--enable-lora")
-        d.args += ["--lora-paths", *(f"{m.name}={m.path}" for m in modules)]
+    if enabled:
+        d.args.append("--enable-lora")
+        if modules:
+            d.args += ["--lora-paths", *(f"{m.name}={m.path}" for m in modules)]
+        d.args += _lora_sizes(d, len(modules))
+    else:
+        given = [d.spelled(o) for o in LORA_OPTIONS if d.value(o) is not None]
+        if given:
+            d.warnings.append(f"{', '.join(given)} ignored: LoRA is off (no --enable-lora or --lora-modules)")
     d.middleware = replace(d.middleware, enable_lora=enabled, lora_modules=modules)
 
 
@@ -154,10 +191,29 @@ def chunked_prefill(d: Draft) -> None:
         d.args += ["--chunked-prefill-size", str(tokens)]
 
 
-def expert_parallel(d: Draft) -> None:
-    if d.value("enable_expert_parallel"):
-        tp = parse_int(d.value("tensor_parallel_size", 1), d.spelled("tensor_parallel_size"))
-        d.args += ["--ep-size", str(tp)]
+def topology(d: Draft) -> None:
+    layout = plan_topology(d.parsed.values, d.env, d.model)
+    d.args += layout.args
+    d.warnings += layout.warnings
+    d.headless = layout.headless
+
+
+def speculative(d: Draft) -> None:
+    tp = parse_int(d.value("tensor_parallel_size", 1), "-tp")
+    pp = parse_int(d.value("pipeline_parallel_size", 1), "-pp")
+    prefill = "--disaggregation-mode" in d.args and d.args[d.args.index("--disaggregation-mode") + 1] == "prefill"
+    planned = plan_speculative(d.parsed.values, tp, pp, attention_dp="--attn-dp-size" in d.args, prefill=prefill)
+    d.args += planned.args
+    d.dropped += planned.dropped
+    d.warnings += [f"{what} ignored: {why}" for what, why in planned.dropped]
+
+
+def kv_transfer(d: Draft) -> None:
+    gpus = parse_int(d.value("tensor_parallel_size", 1), "-tp") * parse_int(d.value("pipeline_parallel_size", 1), "-pp")
+    planned = plan_kv_transfer(d.parsed.values, d.env, gpus)
+    d.args += planned.args
+    d.dropped += planned.dropped
+    d.warnings += planned.warnings + [f"{what} ignored: {why}" for what, why in planned.dropped]
 
 
 def pooling(d: Draft) -> None:
@@ -215,7 +271,9 @@ STEPS: dict[str, Step] = {
     "reasoning_parser": reasoning_parser,
     "lora": lora,
     "chunked_prefill": chunked_prefill,
-    "expert_parallel": expert_parallel,
+    "topology": topology,
+    "kv_transfer": kv_transfer,
+    "speculative": speculative,  # after topology and kv_transfer: SGLang's limits depend on the layout and role
     "pooling": pooling,
     "sleep_mode": sleep_mode,
     "log_level": log_level,

@@ -40,6 +40,11 @@ srv_agent_addr srv_agent_port
 """
 
 
+HEADLESS_STATE = HAPROXY_STATE.split("0 engine ")[0] + (
+    "0 engine 0 engine 127.0.0.1 0 0 1 1 0 1 0 0 6 0 0 0 - {engine_port} - 0 0 - - 0\n"
+)
+
+
 @dataclass(frozen=True)
 class Program:
     name: str
@@ -77,7 +82,8 @@ def _bootstrap(plan: Plan) -> tuple[str, int] | None:
 
 def programs(plan: Plan) -> list[Program]:
     run = plan.run_dir
-    drain = plan.drain_seconds
+    # A headless worker carries no API traffic: nothing to drain before SGLang stops.
+    drain = 0 if plan.headless else plan.drain_seconds
     haproxy = [plan.haproxy, "-W", "-db", "-f", f"{run}/haproxy.cfg"]
     middleware = [plan.python, "-m", "middleware", "--config", f"{run}/middleware.json", "--host", "127.0.0.1"]
     middleware += ["--port", str(plan.ports.middleware), "--workers", str(plan.middleware_workers)]
@@ -85,6 +91,12 @@ def programs(plan: Plan) -> list[Program]:
     engine += ["--drain-seconds", str(drain), "--stop-seconds", str(ENGINE_STOP_SECONDS)]
     engine += ["--secrets-file", f"{run}/{ENGINE_SECRETS_FILE}", "--"]
     engine += [*plan.engine_program, *plan.engine_args]
+    if plan.headless:
+        # A worker node serves no API: no middleware; haproxy answers the probes from SGLang's health server.
+        return [
+            Program("haproxy", supervisor_command(haproxy), 10, "true", 1, 3, "USR1", drain + 5),
+            Program("engine", supervisor_command(engine), 30, "false", 1, 0, "TERM", drain + ENGINE_STOP_SECONDS + 10),
+        ]
     return [
         # USR1 is haproxy's soft stop: unbind, let in-flight requests finish (bounded by hard-stop-after).
         Program("haproxy", supervisor_command(haproxy), 10, "true", 1, 3, "USR1", drain + 5),
@@ -125,6 +137,8 @@ def render(plan: Plan, *, as_root: bool = False) -> dict[str, str]:
         drain_seconds=plan.drain_seconds,
         bind=_bind(plan),
         middleware_port=plan.ports.middleware,
+        engine_port=plan.ports.engine,
+        headless=plan.headless,
         generation_timeout=GENERATION_TIMEOUT,
         check_timeout=CHECK_TIMEOUT,
         check_inter=CHECK_INTER,
@@ -133,6 +147,8 @@ def render(plan: Plan, *, as_root: bool = False) -> dict[str, str]:
         bootstrap=_bootstrap(plan),
     )
     state = HAPROXY_STATE.format(middleware_port=plan.ports.middleware)
+    if plan.headless:
+        state = HEADLESS_STATE.format(engine_port=plan.ports.engine)
     return {
         "supervisord.conf": supervisord,
         "haproxy.cfg": haproxy,

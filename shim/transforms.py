@@ -36,6 +36,18 @@ def parse_int(value: Any, spelled: str) -> int:
     return int(number)
 
 
+def parse_json_object(raw: Any, spelled: str) -> dict[str, Any]:
+    """A JSON-object option (`--kv-transfer-config`, `--speculative-config`): a string from the command line,
+    or already a mapping when it came from a --config file or dotted keys."""
+    try:
+        config = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    except (ValueError, TypeError):
+        raise CliError(f"argument {spelled}: invalid JSON value: {raw!r}") from None
+    if not isinstance(config, dict):
+        raise CliError(f"argument {spelled}: expected a JSON object")
+    return config
+
+
 def parse_human_int(value: Any, spelled: str) -> int | None:
     """vLLM's human-readable ints: 32k = 32000, 32K = 32768; -1 and `auto` mean "from the model" (None)."""
     text = str(value).strip()
@@ -130,6 +142,17 @@ def _generation_config(value: Any, flag: str, spelled: str) -> list[str]:
     raise CliError(f"argument {spelled}: only 'auto' and 'vllm' are supported with SGLang, got {value!r}")
 
 
+def _if_priority(value: Any, flag: str, spelled: str) -> list[str]:
+    # fcfs is SGLang's default; vLLM's priority serves lower `priority` values first (SGLang: with the second flag).
+    return [flag] if value == "priority" else []
+
+
+def _otlp_endpoint(value: Any, flag: str, spelled: str) -> list[str]:
+    # vLLM takes a URL (grpc://host:4317, http://host:4317); SGLang's collector address is host:port.
+    address = re.sub(r"^[a-z]+://", "", str(value)).rstrip("/")
+    return ["--enable-trace", flag, address]
+
+
 TRANSFORMS: dict[str, Transform] = {
     "str": _str,
     "int": _int,
@@ -144,4 +167,6 @@ TRANSFORMS: dict[str, Transform] = {
     "kv_cache_dtype": _kv_cache_dtype,
     "tokenizer_mode": _tokenizer_mode,
     "generation_config": _generation_config,
+    "if_priority": _if_priority,
+    "otlp_endpoint": _otlp_endpoint,
 }

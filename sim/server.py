@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shim.pod.engine_launch import SECRETS_ENV, engine_key_from_env
 from sim import SGLANG_VERSION
@@ -59,6 +60,24 @@ def _uvicorn_config(cfg: SimConfig, app: object) -> uvicorn.Config:
     )
 
 
+def _rank_health_app(enable_metrics: bool) -> Any:
+    from prometheus_client import make_asgi_app
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Mount, Route
+
+    async def ok(_request: Any) -> Response:
+        return Response(status_code=200)
+
+    routes: list[Any] = [Route(path, ok) for path in ("/ping", "/health", "/health_generate")]
+    if enable_metrics:
+        # As SGLang mounts it: /metrics itself, no redirect to /metrics/.
+        metrics = Mount("/metrics", make_asgi_app())
+        metrics.path_regex = re.compile("^/metrics(?P<path>.*)$")
+        routes.append(metrics)
+    return Starlette(routes=routes)
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.log_level)
@@ -78,11 +97,16 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     log.info("simulated SGLang %s (test double, no model loaded): %s", SGLANG_VERSION, cfg.describe())
     log.info("accepted but not simulated: %s", describe_ignored(args))
     log.info("knobs: %s", settings)
-    if cfg.node_rank >= 1:
-        log.info("node rank %d serves no HTTP, like SGLang; idling", cfg.node_rank)
-        threading.Event().wait()
     if not _load(settings):
         return 1
+    if cfg.node_rank >= 1:
+        # SGLang's rank >= 1 nodes run no API: only launch_dummy_health_check_server (/ping, /health,
+        # /health_generate, and /metrics with --enable-metrics) on --host/--port.
+        log.info("node rank %d serves no API, like SGLang: health server only", cfg.node_rank)
+        import uvicorn
+
+        uvicorn.Server(_uvicorn_config(cfg, _rank_health_app(bool(args.enable_metrics)))).run()
+        return 0
     # The web stack is imported only now: a crash_on_load run stays cheap, and the import time (seconds on a busy
     # machine) counts as loading, while the port is still closed.
     import uvicorn

@@ -22,6 +22,7 @@ SGLANG_VERSION = os.environ.get(
     "SGLANG_VERSION", (Path(__file__).resolve().parents[2] / "conf" / "sglang-version").read_text().strip()
 )
 ORACLE = Path(__file__).with_name("sglang_oracle.py")
+LAUNCH_ORACLE = Path(__file__).with_name("sglang_launch_oracle.py")
 SETUP = "scripts/setup-sglang-env.sh"
 STAMP = ".vllm-shim-stamp"
 START_TIMEOUT = float(os.environ.get("VLLM_SHIM_ORACLE_START_TIMEOUT", "600"))
@@ -40,13 +41,13 @@ class OracleError(RuntimeError):
 class SGLangOracle:
     """Client of one `sglang_oracle.py` process running in the SGLang venv."""
 
-    def __init__(self, python: Path) -> None:
+    def __init__(self, python: Path, script: Path = ORACLE) -> None:
         self._stderr = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 (lives as long as the process)
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
         # No model download, no GPU probing: the oracle needs neither.
         env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", CUDA_VISIBLE_DEVICES="", TOKENIZERS_PARALLELISM="0")
         self._proc = subprocess.Popen(
-            [str(python), str(ORACLE)],
+            [str(python), str(script)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
@@ -148,9 +149,15 @@ class SGLangOracle:
     def info(self) -> dict[str, Any]:
         return self.call({"op": "version"})
 
+    def launch_check(self, argv: list[str] | tuple[str, ...]) -> dict[str, Any]:
+        """(launch oracle only) parse, `resolve_once()`, `check_server_args()` as `sglang serve` does.
 
-@pytest.fixture(scope="session")
-def sglang_oracle() -> Iterator[SGLangOracle]:
+        → {"ok", "stage", "error", "resolved": {field: value}}
+        """
+        return self.call({"op": "launch_check", "argv": list(argv)})
+
+
+def _start(script: Path) -> SGLangOracle:
     if os.environ.get("VLLM_SHIM_SKIP_CONTRACT") == "1":
         pytest.skip("VLLM_SHIM_SKIP_CONTRACT=1: contract tests against the real SGLang are skipped")
     venv = sglang_venv()
@@ -161,10 +168,27 @@ def sglang_oracle() -> Iterator[SGLangOracle]:
             f"run {SETUP} (it builds it once; set VLLM_SHIM_SKIP_CONTRACT=1 to skip these tests)",
             pytrace=False,
         )
-    oracle = SGLangOracle(python)
+    oracle = SGLangOracle(python, script)
+    if oracle.version != SGLANG_VERSION:
+        oracle.close()
+        pytest.fail(f"{venv} holds sglang {oracle.version}, not {SGLANG_VERSION}: run {SETUP}", pytrace=False)
+    return oracle
+
+
+@pytest.fixture(scope="session")
+def sglang_oracle() -> Iterator[SGLangOracle]:
+    oracle = _start(ORACLE)
     try:
-        if oracle.version != SGLANG_VERSION:
-            pytest.fail(f"{venv} holds sglang {oracle.version}, not {SGLANG_VERSION}: run {SETUP}", pytrace=False)
+        yield oracle
+    finally:
+        oracle.close()
+
+
+@pytest.fixture(scope="session")
+def launch_oracle() -> Iterator[SGLangOracle]:
+    """SGLang's launch-time resolution and checks on a stubbed 8 × H100 node (sglang_launch_oracle.py)."""
+    oracle = _start(LAUNCH_ORACLE)
+    try:
         yield oracle
     finally:
         oracle.close()

@@ -398,7 +398,8 @@ def _jsonable(value: Any) -> Any:
     return repr(value) if not isinstance(value, str) else value
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, factory: Any = None) -> int:
+    """The line protocol around `factory()` (default: Oracle); sglang_launch_oracle.py passes its own."""
     options = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     options.add_argument("--check", action="store_true", help="import, answer a few requests, print them, exit")
     args = options.parse_args(argv)
@@ -412,13 +413,13 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     try:
-        oracle = Oracle()
+        oracle = (factory or Oracle)()
     except BaseException as exc:
         send({"ready": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})
         return 1
     send({"ready": True, "version": oracle.sglang.__version__, "import_seconds": round(time.monotonic() - started, 2)})
 
-    if args.check:
+    if args.check and factory is None:
         probes = [
             {"op": "version"},
             {"op": "parse_args", "argv": ["--model-path", "m", "--tp-size", "2"]},

@@ -119,7 +119,8 @@ CASES = [
           "max_running_requests": 64, "kv_cache_dtype": "fp8_e4m3", "tp_size": 2, "pp_size": 2,
           "context_length": 32000, "served_model_name": "A", "mem_fraction_static": 0.85}),
     Case("expert-parallel", ("serve", "m", "--enable-expert-parallel", "-tp", "4"), {"tp_size": 4}),
-    Case("data-parallel", ("serve", "m", "-dp", "2"), {"dp_size": 2}),
+    # "m" has no readable config: the memory-safe attention-DP layout on the same 2 GPUs (shim/topology.py).
+    Case("data-parallel", ("serve", "m", "-dp", "2"), {"attn_dp_size": 2, "tp_size": 2, "dp_size": 1}),
     Case("quantization", ("serve", "m", "--quantization", "fp8"), {"quantization": "fp8"}),
     Case("api-server-module", ("--model", "m", "--port", "9000"), {"model_path": "m"}),
     Case("sglang-extra-args", ("serve", "m"), {"log_level": "warning"}, {"SGLANG_EXTRA_ARGS": "--log-level warning"}),

@@ -32,10 +32,12 @@ CHAT = {"model": "test-model", "messages": [{"role": "user", "content": "Say som
         "max_tokens": 12}  # fmt: skip
 
 
-def _start(tmp: Path, name: str, port: int, extra_args: str) -> Stack:
+def _start(tmp: Path, name: str, port: int, kv_role: str, extra_args: str = "") -> Stack:
+    """A pod as the chart starts one of a P/D pair: vLLM's --kv-transfer-config names the role."""
     (tmp / name).mkdir()
-    return start_stack(tmp / name, "--max-model-len", "4096", port=port, SGLANG_EXTRA_ARGS=extra_args,
-                       SGLANG_DISAGGREGATION_BOOTSTRAP_TIMEOUT=SGLANG_TIMEOUT_S,
+    kv = json.dumps({"kv_connector": "NixlConnector", "kv_role": kv_role})
+    return start_stack(tmp / name, "--max-model-len", "4096", "--kv-transfer-config", kv, port=port,
+                       SGLANG_EXTRA_ARGS=extra_args, SGLANG_DISAGGREGATION_BOOTSTRAP_TIMEOUT=SGLANG_TIMEOUT_S,
                        SGLANG_DISAGGREGATION_WAITING_TIMEOUT=SGLANG_TIMEOUT_S)  # fmt: skip
 
 
@@ -44,9 +46,9 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Stac
     tmp = tmp_path_factory.mktemp("pd")
     prefill_port = free_port_block(5)
     bootstrap = prefill_port + 4  # beside the pod's four ports (public, engine, middleware, engine bootstrap)
-    prefill = _start(tmp, "prefill", prefill_port,
-                     f"--disaggregation-mode prefill --disaggregation-bootstrap-port {bootstrap}")
-    decode = _start(tmp, "decode", free_port_block(4), "--disaggregation-mode decode")
+    # Not vLLM's 8998: other stacks may run on this machine. The shim reads the port from the final arguments.
+    prefill = _start(tmp, "prefill", prefill_port, "kv_producer", f"--disaggregation-bootstrap-port {bootstrap}")
+    decode = _start(tmp, "decode", free_port_block(4), "kv_consumer")
     try:
         prefill.wait_health(200, timeout=60)
         decode.wait_health(200, timeout=60)

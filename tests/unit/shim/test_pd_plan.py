@@ -80,3 +80,9 @@ def test_haproxy_relays_the_public_bootstrap_port_to_sglangs_loopback_one(tmp_pa
     assert result.returncode == 0, result.stdout + result.stderr
     warnings = [line for line in (result.stdout + result.stderr).splitlines() if "[WARNING]" in line]
     assert all("changed from server-state" in w for w in warnings), warnings
+
+
+def test_multi_node_prefill_keeps_sglangs_port_and_says_it_is_unsupported() -> None:
+    plan = plan_of("--disaggregation-mode prefill --dist-init-addr 10.0.0.1:5000 --nnodes 2")
+    assert plan.pd_bootstrap is None and "9303" not in plan.engine_args
+    assert any("across nodes" in w for w in plan.warnings)

@@ -12,7 +12,7 @@ from shim.rules import _rule, rules
 from shim.transforms import TRANSFORMS
 
 SGLANG_FLAGS = {s: f for f in load_data("sglang-flags.json")["flags"] for s in f["option_strings"]}
-FLAG_TRANSFORMS = {"flag", "flag_if_false"}
+FLAG_TRANSFORMS = {"flag", "flag_if_false", "if_priority"}
 
 
 def test_every_vllm_option_has_exactly_one_row() -> None:

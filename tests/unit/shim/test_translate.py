@@ -64,8 +64,9 @@ CASES = [
     ("serve m --kv-cache-dtype fp8_e5m2", [("--kv-cache-dtype", "fp8_e5m2")]),
     ("serve m --seed 7", [("--random-seed", "7")]),
     (
+        # "m" has no readable config: attention DP on the same 8 GPUs (tests/unit/shim/test_translate_topology.py)
         "serve m -tp 2 -pp 2 -dp 2",
-        [("--tensor-parallel-size", "2"), ("--pipeline-parallel-size", "2"), ("--data-parallel-size", "2")],
+        [("--tensor-parallel-size", "4"), ("--pipeline-parallel-size", "2"), ("--attn-dp-size", "2")],
     ),
     ("serve m --max-num-batched-tokens 8192", [("--chunked-prefill-size", "8192")]),
     ("serve m --enable-chunked-prefill --max-num-batched-tokens 8k", [("--chunked-prefill-size", "8000")]),
