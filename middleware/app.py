@@ -26,6 +26,8 @@ from middleware.inbound import invocations_route, json_route, raw_route
 from middleware.metrics.bridge import MetricsBridge
 from middleware.metrics.route import metrics_route
 from middleware.observer import Observer
+from middleware.pd import ROUTES as PD_ROUTES
+from middleware.pd import PrefillRooms, pd_route
 from middleware.rewrite import route_rules
 
 log = logging.getLogger("middleware")
@@ -94,6 +96,9 @@ def route_table(ctx: AppContext) -> tuple[dict[str, Route], tuple[tuple[str, Rou
             ("/is_sleeping", GET, vllm.is_sleeping(ctx)),
             ("/reset_prefix_cache", POST, vllm.reset_prefix_cache(ctx)),
         ]
+    if ctx.config.pd_role:  # one half of a prefill/decode pair: chat and completions carry bootstrap rooms
+        handler = pd_route(ctx, PrefillRooms(ctx))
+        rows = [(path, methods, handler if path in PD_ROUTES else h) for path, methods, h in rows]
     prefixes = (
         (vllm.MODELS_PREFIX, Route("/v1/models/{model}", GET, vllm.show_model(ctx))),
         # GET /v1/responses/{id}, POST /v1/responses/{id}/cancel

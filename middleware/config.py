@@ -43,6 +43,13 @@ class MiddlewareConfig:
     max_body_bytes: int = 32 * 1024 * 1024
     vllm_version: str = "0.33.0"
     log_level: str = "info"
+    # One half of a prefill/decode pair (middleware/pd.py): "prefill" or "decode", from the engine's final
+    # --disaggregation-mode; "" when the pod serves whole requests.
+    pd_role: str = ""
+    # The bootstrap port decode pods are told to use: haproxy's public listener for SGLang's bootstrap server.
+    pd_bootstrap_port: int = 8998
+    # How long a prefill room may run in the background before the middleware gives up on its decode peer.
+    pd_room_timeout_s: float = 630.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

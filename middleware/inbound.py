@@ -117,7 +117,7 @@ async def forward_counted(
         ctx.state.in_flight -= 1
 
 
-async def _send_prepared(
+async def send_prepared(
     ctx: AppContext, call: Call, path: str, prepared: Prepared | VllmError, translate: SuccessTranslator | None,
     load: bool,
 ) -> None:  # fmt: skip
@@ -141,7 +141,7 @@ def json_route(
         raw = await read_checked(ctx, call, json=True)
         if raw is not None:
             path = upstream or call.path
-            await _send_prepared(ctx, call, path, prepare(ctx, path, raw), translate, load)
+            await send_prepared(ctx, call, path, prepare(ctx, path, raw), translate, load)
 
     return handle
 
@@ -158,7 +158,7 @@ def invocations_route(ctx: AppContext) -> Handler:
             await call.respond_error(parsed)
             return
         path = "/v1/completions" if "prompt" in parsed and "messages" not in parsed else "/v1/chat/completions"
-        await _send_prepared(ctx, call, path, prepare(ctx, path, raw, parsed), None, True)
+        await send_prepared(ctx, call, path, prepare(ctx, path, raw, parsed), None, True)
 
     return handle
 

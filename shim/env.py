@@ -78,6 +78,19 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "shell words appended to the SGLang arguments (SGLang-only options); a word SGLang's parser would read as"
         " host, port, model, served name, a key, TLS, gRPC or --config is refused (exit 2)",
     ),
+    EnvVar(
+        "SGLANG_DISAGGREGATION_BOOTSTRAP_TIMEOUT",
+        int,
+        300,
+        "SGLang's own (seconds a P/D prefill waits for its decode peer); the middleware cancels a prefill room"
+        " it started after this plus SGLANG_DISAGGREGATION_WAITING_TIMEOUT plus 30 s",
+    ),
+    EnvVar(
+        "SGLANG_DISAGGREGATION_WAITING_TIMEOUT",
+        int,
+        300,
+        "SGLang's own (seconds a P/D transfer may wait); part of the middleware's prefill room bound",
+    ),
     EnvVar("VLLM_API_KEY", str, None, "vLLM's API key variable; `--api-key` wins", secret=True),
     EnvVar(
         "VLLM_ALLOW_RUNTIME_LORA_UPDATING",

@@ -46,6 +46,8 @@ class Plan:
     python: str
     # Secret environment for the engine (HF_TOKEN), delivered by the engine secrets file: never argv, never shown.
     engine_env: tuple[tuple[str, str], ...] = ()
+    # A P/D prefill pod: (public bootstrap port haproxy relays, SGLang's loopback bootstrap port) (shim/pd_plan.py).
+    pd_bootstrap: tuple[int, int] | None = None
     headless: bool = False  # a multi-node worker: supervisord runs haproxy (health, metrics) and SGLang only
 
     @property

@@ -72,6 +72,14 @@ def _bind(plan: Plan) -> str:
     return f"{plan.host or ''}:{port}"
 
 
+def _bootstrap(plan: Plan) -> tuple[str, int] | None:
+    """A P/D prefill pod: (public bind, SGLang's loopback bootstrap port) for haproxy's TCP relay."""
+    if plan.pd_bootstrap is None:
+        return None
+    public, engine = plan.pd_bootstrap
+    return f"{plan.host or ''}:{public}", engine
+
+
 def programs(plan: Plan) -> list[Program]:
     run = plan.run_dir
     # A headless worker carries no API traffic: nothing to drain before SGLang stops.
@@ -136,6 +144,7 @@ def render(plan: Plan, *, as_root: bool = False) -> dict[str, str]:
         check_inter=CHECK_INTER,
         check_fall=CHECK_FALL,
         haproxy_errors=HAPROXY_ERRORS,
+        bootstrap=_bootstrap(plan),
     )
     state = HAPROXY_STATE.format(middleware_port=plan.ports.middleware)
     if plan.headless:

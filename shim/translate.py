@@ -12,6 +12,9 @@ from shim.argv import ParsedArgs, parse
 from shim.env import read_env
 from shim.errors import CliError
 from shim.extra_args import check_extra_args
+from shim.pd_plan import engine_args as pd_engine_args
+from shim.pd_plan import pd_plan
+from shim.pd_plan import warnings as pd_warnings
 from shim.plan import ENGINE_SECRETS_FILE, Dropped, Plan
 from shim.plan_steps import STEPS, Draft
 from shim.rules import apply, rules
@@ -79,6 +82,12 @@ def translate(argv: Sequence[str], environ: Mapping[str, str], *, python: str = 
     for step in STEPS.values():
         step(draft)
     engine_args = (*draft.base_args(), *collected.args, *draft.args, *check_extra_args(env["SGLANG_EXTRA_ARGS"]))
+    pd = pd_plan(engine_args, env, draft.ports)
+    if pd is not None:
+        draft.warnings.extend(pd_warnings(pd))
+        draft.middleware = replace(
+            draft.middleware, pd_role=pd.role, pd_bootstrap_port=pd.public_port, pd_room_timeout_s=pd.room_timeout_s
+        )
     middleware = replace(
         draft.middleware,
         engine_url=f"http://127.0.0.1:{draft.ports.engine}",
@@ -96,7 +105,7 @@ def translate(argv: Sequence[str], environ: Mapping[str, str], *, python: str = 
         host=draft.host,
         ports=draft.ports,
         engine_program=_engine_program(env, python),
-        engine_args=tuple(engine_args),
+        engine_args=pd_engine_args(engine_args, pd),
         dropped=tuple(collected.dropped + [Dropped(what, why) for what, why in draft.dropped]),
         warnings=tuple(collected.warnings + draft.warnings),
         middleware=middleware,
@@ -107,4 +116,5 @@ def translate(argv: Sequence[str], environ: Mapping[str, str], *, python: str = 
         python=python,
         engine_env=tuple(sorted(draft.engine_env.items())),
         headless=draft.headless,
+        pd_bootstrap=(pd.public_port, pd.engine_port) if pd is not None and pd.relayed else None,
     )

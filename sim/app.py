@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.middleware.cors import CORSMiddleware
 
 from sim import routes_extra, routes_native, routes_openai
+from sim.disagg import Disagg
 from sim.errors import NativeError, SimError, native_error_handler, sim_error_handler, validation_error_handler
 from sim.knobs import Settings
 from sim.metrics import SimMetrics
@@ -33,8 +34,9 @@ def build_state(cfg: SimConfig, settings: Settings) -> SimState:
                      "sglang:inter_token_latency_seconds": cfg.itl_buckets,
                      "sglang:e2e_request_latency_seconds": cfg.e2e_buckets}
         engine.metrics = SimMetrics(cfg.served_model_name, engine.snapshot, overrides)
+    disagg = Disagg.from_config(cfg.disaggregation_mode, cfg.host, cfg.disaggregation_bootstrap_port)
     return SimState(cfg=cfg, settings=settings, engine=engine, metrics=engine.metrics,
-                    loras=dict(cfg.lora_adapters))
+                    loras=dict(cfg.lora_adapters), disagg=disagg)
 
 
 async def _announce_ready(state: SimState) -> None:
@@ -47,9 +49,13 @@ def _lifespan(state: SimState) -> object:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         state.mark_started()
+        if state.disagg is not None:
+            await state.disagg.start()
         announcer = asyncio.create_task(_announce_ready(state))
         yield
         announcer.cancel()
+        if state.disagg is not None:
+            await state.disagg.stop()
 
     return lifespan
 

@@ -183,6 +183,10 @@ class _SamplingFields(BaseModel):
     skip_special_tokens: bool = True
     lora_path: str | list[str | None] | None = None
     rid: str | list[str] | None = None
+    # P/D disaggregation (sim/disagg.py): the prefill server's bootstrap address and the room both halves share.
+    bootstrap_host: str | None = None
+    bootstrap_port: int | None = None
+    bootstrap_room: int | None = None
     regex: str | None = None
     ebnf: str | None = None
     priority: int | None = None

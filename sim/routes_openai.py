@@ -39,14 +39,24 @@ _T = TypeVar("_T")
 
 async def chat_completions(request: Request) -> Response:
     state = get_state(request)
-    script = script_chat(await parse_body(request, ChatCompletionRequest, CHAT), state)
-    return await respond(request, state, script)
+    req = await parse_body(request, ChatCompletionRequest, CHAT)
+    return await respond_paired(request, state, req, script_chat(req, state))
 
 
 async def completions(request: Request) -> Response:
     state = get_state(request)
-    script = script_completion(await parse_body(request, CompletionRequest, COMPLETIONS), state)
-    return await respond(request, state, script)
+    req = await parse_body(request, CompletionRequest, COMPLETIONS)
+    return await respond_paired(request, state, req, script_completion(req, state))
+
+
+async def respond_paired(
+    request: Request, state: SimState, req: ChatCompletionRequest | CompletionRequest, script: Script
+) -> Response:
+    """`respond`, as one half of a bootstrap room when the server runs with --disaggregation-mode."""
+    if state.disagg is None:
+        return await respond(request, state, script)
+    return await state.disagg.serve(script.rid, req.bootstrap_host, req.bootstrap_port, req.bootstrap_room,
+                                    lambda: respond(request, state, script))  # fmt: skip
 
 
 async def respond(request: Request, state: SimState, script: Script) -> Response:

@@ -46,6 +46,8 @@ class SimConfig:
     ttft_buckets: tuple[float, ...] | None = None
     itl_buckets: tuple[float, ...] | None = None
     e2e_buckets: tuple[float, ...] | None = None
+    disaggregation_mode: str = "null"
+    disaggregation_bootstrap_port: int = 8998
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> SimConfig:
@@ -81,6 +83,8 @@ class SimConfig:
             ttft_buckets=_buckets(args.bucket_time_to_first_token),
             itl_buckets=_buckets(args.bucket_inter_token_latency),
             e2e_buckets=_buckets(args.bucket_e2e_request_latency),
+            disaggregation_mode=args.disaggregation_mode,
+            disaggregation_bootstrap_port=args.disaggregation_bootstrap_port,
         )
 
     def describe(self) -> str:

@@ -8,6 +8,7 @@ from typing import Literal
 
 from fastapi import Request
 
+from sim.disagg import Disagg
 from sim.knobs import Fault, Settings
 from sim.metrics import SimMetrics
 from sim.scheduler import Scheduler
@@ -25,6 +26,7 @@ class SimState:
     metrics: SimMetrics | None
     vocab: Vocab = field(default_factory=Vocab)
     loras: dict[str, str] = field(default_factory=dict)
+    disagg: Disagg | None = None  # --disaggregation-mode prefill|decode
     started_at: float = field(default_factory=time.monotonic)
     startup_wall_time: float = field(default_factory=time.time)
 

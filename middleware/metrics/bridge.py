@@ -47,6 +47,9 @@ OWN_COUNTERS = {
                        ("kind",)),
     "disconnect": ("vllm_shim:client_disconnects", "Clients that went away before the response ended, by route.",
                    ("route",)),
+    "pd_room": ("vllm_shim:pd_rooms",
+                "Prefill/decode bootstrap rooms: on a prefill pod started, completed, failed, timed_out; on a decode "
+                "pod joined.", ("role", "event")),
 }
 ENGINE_UP = ("vllm_shim:engine_metrics_up",
              "1 if SGLang's /metrics answered the latest scrape, so the vllm:* series on this page are current; "
@@ -221,3 +224,6 @@ class MetricsBridge:
 
     def count_disconnect(self, route: str) -> None:
         self._own.inc("disconnect", route)
+
+    def count_pd_room(self, role: str, event: str) -> None:
+        self._own.inc("pd_room", role, event)

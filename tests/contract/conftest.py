@@ -127,6 +127,10 @@ class SGLangOracle:
         """Every option string SGLang's parser defines."""
         return set(self.call({"op": "options"})["options"])
 
+    def request_fields(self) -> dict[str, list[str]]:
+        """route → the fields SGLang's request model for it declares."""
+        return self.call({"op": "request_fields"})
+
     def validate_chat(self, body: Any, **options: Any) -> dict[str, Any]:
         """`/v1/chat/completions` validation as SGLang does it. → {"ok", "status", "error", "stage"}"""
         return self.call({"op": "validate_chat", "body": body, **options})

@@ -340,6 +340,12 @@ class Oracle:
             return {"ok": False, "error": f"ServerArgs.from_cli_args: {type(exc).__name__}: {exc}", "args": args}
         return {"ok": True, "error": None, "args": args, "from_cli_args": True}
 
+    def op_request_fields(self, _request: dict[str, Any]) -> dict[str, Any]:
+        """The fields SGLang's chat and completion request models declare (not extras it would ignore)."""
+        return {route: sorted(model.model_fields) for route, model in (
+            ("/v1/chat/completions", self.protocol.ChatCompletionRequest),
+            ("/v1/completions", self.protocol.CompletionRequest))}  # fmt: skip
+
     def op_validate_chat(self, request: dict[str, Any]) -> dict[str, Any]:
         self._configure(request)
         parsed, rejected = self._pydantic(self.protocol.ChatCompletionRequest, request["body"])

@@ -231,7 +231,9 @@ FEATURE_LINES = [
         {
             "disaggregation_mode": "prefill",
             "disaggregation_transfer_backend": "nixl",
-            "disaggregation_bootstrap_port": 8998,
+            # SGLang's own bootstrap server, on loopback (port 8000 + 3); haproxy serves vLLM's 8998 to the
+            # decode pods and relays it there (shim/pd_plan.py, tests/contract/test_pd_contract.py).
+            "disaggregation_bootstrap_port": 8003,
         },
     ),
     (

@@ -300,3 +300,19 @@ def test_post_renderer_sets_the_grace_period_on_engine_deployments_only() -> Non
     grace = {d["metadata"]["name"]: d["spec"]["template"]["spec"].get("terminationGracePeriodSeconds")
              for d in yaml.safe_load_all(proc.stdout)}  # fmt: skip
     assert grace == {"llm-qwen3-deployment-vllm": grace_seconds(), "llm-deployment-router": None}
+
+
+PD_VALUES = ROOT / "deploy" / "production-stack-pd-values.yaml"
+
+
+def test_pd_values_give_each_half_its_role_and_the_router_the_orchestrated_logic() -> None:
+    pd = yaml.safe_load(PD_VALUES.read_text())
+    assert pd["routerSpec"]["routingLogic"] == "disaggregated_prefill_orchestrated"
+    labels = pd["routerSpec"]["extraArgs"]
+    roles = {}
+    for spec in pd["servingEngineSpec"]["modelSpec"]:
+        plan = translate(chart_command(pd, spec), env_of(spec.get("env")))
+        args = plan["engine_args"]
+        roles[spec["labels"]["model"]] = option(args, "--disaggregation-mode")
+        assert any("disaggregated_prefill_orchestrated" in w for w in plan["warnings"])
+    assert roles == {labels[1]: "prefill", labels[3]: "decode"}

@@ -87,6 +87,7 @@ class RecordingObserver:
     rewrites: list[str] = field(default_factory=list)
     upstream_errors: list[str] = field(default_factory=list)
     disconnects: list[str] = field(default_factory=list)
+    pd_rooms: list[tuple[str, str]] = field(default_factory=list)
 
     def count_request(self, route: str, status: int) -> None:
         self.requests.append((route, status))
@@ -99,6 +100,9 @@ class RecordingObserver:
 
     def count_disconnect(self, route: str) -> None:
         self.disconnects.append(route)
+
+    def count_pd_room(self, role: str, event: str) -> None:
+        self.pd_rooms.append((role, event))
 
 
 # ----------------------------------------------------------------------------------------------------------
