@@ -16,15 +16,12 @@ from middleware.asgi import BodyTooLarge, Call
 from middleware.context import AppContext, Handler, Rewriter, SuccessTranslator
 from middleware.errors import VllmError, bad_request, http_error
 from middleware.proxy import forward
+from middleware.rewrite.failure import rule_failure
 
 log = logging.getLogger("middleware")
 
 UNSUPPORTED_MEDIA = bad_request("Unsupported Media Type: Only 'application/json' is allowed")
 NOT_AN_OBJECT = bad_request("Input should be a valid dictionary or object to extract fields from")
-TOO_DEEP = bad_request("The request body is nested too deeply.")
-# vLLM answers ValueError/TypeError raised while handling a request with a 400 BadRequestError; a rewrite
-# tripping over a body of unexpected types is the same situation.
-REWRITE_INPUT_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError)
 PRECHECK_MAX_BYTES = 1024
 
 
@@ -79,15 +76,27 @@ def prepare(ctx: AppContext, route: str, raw: bytes, parsed: dict[str, Any] | No
         parsed = parsed_or_error
     try:
         result = rewriter.rewrite(route, parsed, config, ctx.state.lora_names)
-    except RecursionError:
-        return TOO_DEEP
-    except REWRITE_INPUT_ERRORS as exc:
-        log.warning("rewrite of %s failed on client input: %r", route, exc)
-        return bad_request(str(exc) or type(exc).__name__)
+    except Exception as exc:  # a rewriter raising as a whole: answered like a failed rule
+        return _failed(ctx, route, "rewrite", exc)
+    failure = getattr(result, "failure", None)
+    if failure is not None:
+        return _failed(ctx, route, result.rules[0] if result.rules else "rewrite", failure)
     if result.error is not None:
         return result.error
     body = rewriter.dump(result.body) if result.changed else raw
     return Prepared(body, parsed, tuple(result.rules))
+
+
+def _failed(ctx: AppContext, route: str, rule: str, exc: BaseException) -> VllmError:
+    """Fail closed: the request ends with `rule_failure`'s answer, counted and logged (with the traceback
+    when it is our bug, a 5xx)."""
+    error = rule_failure(rule, exc)
+    ctx.observer.count_rule_failure(rule, error.status)
+    if error.status >= 500:
+        log.error("rewrite rule %s failed on %s", rule, route, exc_info=exc)
+    else:
+        log.warning("rewrite rule %s refused a body on %s: %r", rule, route, exc)
+    return error
 
 
 async def read_checked(ctx: AppContext, call: Call, json: bool) -> bytes | None:

@@ -1,6 +1,6 @@
 """The seam through which the app reports what happened to each request.
 
-`create_app(..., observer=...)` takes any object with these four methods. By default it is the app's
+`create_app(..., observer=...)` takes any object with these methods. By default it is the app's
 `MetricsBridge` (middleware/metrics/bridge.py), which exposes the counts on /metrics as `vllm_shim:*` counters.
 `NullObserver` is for components used without an app (`ApiKeyAuth` on its own), so they never check for None.
 """
@@ -19,6 +19,8 @@ class Observer(Protocol):
 
     def count_disconnect(self, route: str) -> None: ...
 
+    def count_rule_failure(self, rule: str, status: int) -> None: ...
+
 
 class NullObserver:
     """Counts nothing."""
@@ -33,4 +35,7 @@ class NullObserver:
         pass
 
     def count_disconnect(self, route: str) -> None:
+        pass
+
+    def count_rule_failure(self, rule: str, status: int) -> None:
         pass

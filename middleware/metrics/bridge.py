@@ -47,6 +47,9 @@ OWN_COUNTERS = {
                        ("kind",)),
     "disconnect": ("vllm_shim:client_disconnects", "Clients that went away before the response ended, by route.",
                    ("route",)),
+    "rule_failure": ("vllm_shim:rewrite_failures",
+                     "Requests refused because a rewrite rule raised (fail closed), by rule and answered status.",
+                     ("rule", "status")),
 }
 ENGINE_UP = ("vllm_shim:engine_metrics_up",
              "1 if SGLang's /metrics answered the latest scrape, so the vllm:* series on this page are current; "
@@ -221,3 +224,6 @@ class MetricsBridge:
 
     def count_disconnect(self, route: str) -> None:
         self._own.inc("disconnect", route)
+
+    def count_rule_failure(self, rule: str, status: int) -> None:
+        self._own.inc("rule_failure", rule, str(status))

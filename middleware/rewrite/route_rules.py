@@ -19,6 +19,7 @@ from middleware.errors import VllmError
 from middleware.rewrite import guided, messages, sampling
 from middleware.rewrite.base import RewriteContext, RewriteRule, context_for, regex_prefilter
 from middleware.rewrite.dump import dump
+from middleware.rewrite.failure import rule_failure
 from middleware.rewrite.model import model, model_prefilter
 from middleware.rewrite.sampling import describe_nulls, null_defaults
 
@@ -33,6 +34,8 @@ class RewriteResult:
     changed: bool  # False => forward the original bytes untouched
     rules: tuple[str, ...]  # rules that changed something, in order; on error, the rule that rejected
     error: VllmError | None  # the 4xx vLLM itself would answer; `body` is then irrelevant
+    # Set when a rule raised: `error` is then the 400/500 `failure.rule_failure` chose, `rules` names the rule.
+    failure: BaseException | None = None
 
 
 MODEL = RewriteRule(
@@ -173,6 +176,9 @@ def rewrite(
 ) -> RewriteResult:
     """Translate one parsed request body for `route`. Never raises; unknown routes and non-object bodies pass.
 
+    Fails closed: a rule that raises ends the rewrite with an error answer (`failure.py`), never a body
+    forwarded without that rule's change.
+
     `config` may be a prebuilt `RewriteContext` (cheapest); `lora_names` adds adapters loaded at runtime.
     """
     rules = ROUTE_RULES.get(route)
@@ -184,8 +190,8 @@ def rewrite(
     for rule in rules:
         try:
             out = rule.apply(current, ctx)
-        except Exception:  # a rule bug must not turn a forwardable request into a 500; tests call rules bare
-            continue
+        except Exception as exc:  # answered and logged by the caller, never skipped
+            return RewriteResult(body, False, (rule.name,), rule_failure(rule.name, exc), exc)
         if out is None:
             continue
         if isinstance(out, VllmError):

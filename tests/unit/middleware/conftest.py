@@ -87,6 +87,7 @@ class RecordingObserver:
     rewrites: list[str] = field(default_factory=list)
     upstream_errors: list[str] = field(default_factory=list)
     disconnects: list[str] = field(default_factory=list)
+    rule_failures: list[tuple[str, int]] = field(default_factory=list)
 
     def count_request(self, route: str, status: int) -> None:
         self.requests.append((route, status))
@@ -99,6 +100,9 @@ class RecordingObserver:
 
     def count_disconnect(self, route: str) -> None:
         self.disconnects.append(route)
+
+    def count_rule_failure(self, rule: str, status: int) -> None:
+        self.rule_failures.append((rule, status))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -122,6 +126,7 @@ SSE_ERROR_EVENT = b'data: {"error": {"object": "error", "message": "boom\\nFile 
 class UpstreamState:
     requests: list[dict[str, Any]] = field(default_factory=list)
     disconnects: list[str] = field(default_factory=list)
+    rule_failures: list[tuple[str, int]] = field(default_factory=list)
     adapters: dict[str, str] = field(default_factory=dict)
     healthy: bool = True
 

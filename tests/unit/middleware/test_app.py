@@ -133,7 +133,7 @@ BAD_INPUT: list[tuple[str, bytes, dict[str, str], int, str]] = [
     ("too-large", b'{"p": "' + b"x" * 300_000 + b'"}', JSON, 413, "limit"),
     ("rewrite-error", b'{"reject": true}', JSON, 400, "rejected by rewrite"),
     ("rewrite-recursion", b'{"walk": true, "a": ' + b"[" * 1000 + b"]" * 1000 + b"}", JSON, 400, "too deeply"),
-    ("rewrite-crash-on-types", b'{"explode": true}', JSON, 400, "not iterable"),
+    ("rewrite-crash-on-types", b'{"explode": true}', JSON, 500, "could not be translated"),
 ]  # fmt: skip
 
 
