@@ -19,7 +19,7 @@ from middleware import local_routes as vllm
 from middleware.asgi import METHOD_NOT_ALLOWED, NOT_FOUND, ASGIApp, Call, ClientGone, Receive, Scope, Send
 from middleware.auth import ApiKeyAuth
 from middleware.config import MiddlewareConfig
-from middleware.context import AppContext, Handler, Rewriter, SuccessTranslator
+from middleware.context import AppContext, AppState, Handler, Rewriter, SuccessTranslator
 from middleware.engine.client import Engine
 from middleware.errors import VllmError
 from middleware.inbound import invocations_route, json_route, raw_route
@@ -27,6 +27,7 @@ from middleware.metrics.bridge import MetricsBridge
 from middleware.metrics.route import metrics_route
 from middleware.observer import Observer
 from middleware.rewrite import route_rules
+from middleware.shared_state import SharedState
 
 log = logging.getLogger("middleware")
 
@@ -199,7 +200,8 @@ def create_app(
     if rewriter is None:
         rewriter = route_rules
     metrics = observer if isinstance(observer, MetricsBridge) else MetricsBridge(config.served_model_name)
-    ctx = AppContext(config, Engine(config, client), observer or metrics, rewriter, metrics)
+    state = AppState(shared=SharedState(config.state_file or None))
+    ctx = AppContext(config, Engine(config, client), observer or metrics, rewriter, metrics, state)
     app = App(ctx)
     if not config.api_keys:
         return app

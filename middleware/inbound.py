@@ -14,6 +14,8 @@ import orjson
 
 from middleware.asgi import BodyTooLarge, Call
 from middleware.context import AppContext, Handler, Rewriter, SuccessTranslator
+from middleware.engine.client import UpstreamError
+from middleware.engine_state import fetch_engine_models, is_unknown_model
 from middleware.errors import VllmError, bad_request, http_error
 from middleware.proxy import forward
 from middleware.rewrite.failure import rule_failure
@@ -99,6 +101,21 @@ def _failed(ctx: AppContext, route: str, rule: str, exc: BaseException) -> VllmE
     return error
 
 
+async def prepare_fresh(
+    ctx: AppContext, route: str, raw: bytes, parsed: dict[str, Any] | None = None
+) -> Prepared | VllmError:
+    """`prepare`, but an unknown-model 404 is only answered after the engine's adapter list was re-read
+    (another worker, or this one before a restart, may have loaded the adapter)."""
+    prepared = prepare(ctx, route, raw, parsed)
+    if isinstance(prepared, VllmError) and is_unknown_model(ctx, prepared):
+        try:
+            await fetch_engine_models(ctx)
+        except UpstreamError:
+            return prepared  # the engine cannot say otherwise: vLLM's 404 stands
+        prepared = prepare(ctx, route, raw, parsed)
+    return prepared
+
+
 async def read_checked(ctx: AppContext, call: Call, json: bool) -> bytes | None:
     """The request body, or None after answering the client with the reason it is refused."""
     if json and (err := content_type_error(call.header(b"content-type"))) is not None:
@@ -119,11 +136,11 @@ async def forward_counted(
     if not load:
         await forward(ctx, call, path, body, translate)
         return
-    ctx.state.in_flight += 1
+    ctx.state.shared.enter()
     try:
         await forward(ctx, call, path, body, translate)
     finally:
-        ctx.state.in_flight -= 1
+        ctx.state.shared.leave()
 
 
 async def _send_prepared(
@@ -150,7 +167,7 @@ def json_route(
         raw = await read_checked(ctx, call, json=True)
         if raw is not None:
             path = upstream or call.path
-            await _send_prepared(ctx, call, path, prepare(ctx, path, raw), translate, load)
+            await _send_prepared(ctx, call, path, await prepare_fresh(ctx, path, raw), translate, load)
 
     return handle
 
@@ -167,7 +184,7 @@ def invocations_route(ctx: AppContext) -> Handler:
             await call.respond_error(parsed)
             return
         path = "/v1/completions" if "prompt" in parsed and "messages" not in parsed else "/v1/chat/completions"
-        await _send_prepared(ctx, call, path, prepare(ctx, path, raw, parsed), None, True)
+        await _send_prepared(ctx, call, path, await prepare_fresh(ctx, path, raw, parsed), None, True)
 
     return handle
 

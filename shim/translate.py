@@ -12,7 +12,7 @@ from shim.argv import ParsedArgs, parse
 from shim.env import read_env
 from shim.errors import CliError
 from shim.extra_args import check_extra_args
-from shim.plan import ENGINE_SECRETS_FILE, Dropped, Plan
+from shim.plan import ENGINE_SECRETS_FILE, MIDDLEWARE_STATE_FILE, Dropped, Plan
 from shim.plan_steps import STEPS, Draft
 from shim.rules import apply, rules
 
@@ -87,6 +87,7 @@ def translate(argv: Sequence[str], environ: Mapping[str, str], *, python: str = 
         max_model_len=draft.max_model_len,
         api_keys=draft.api_keys,
         engine_secrets_file=f"{env['VLLM_SHIM_RUN_DIR']}/{ENGINE_SECRETS_FILE}",
+        state_file=f"{env['VLLM_SHIM_RUN_DIR']}/{MIDDLEWARE_STATE_FILE}",
         max_body_bytes=env["VLLM_SHIM_MAX_BODY_BYTES"],
         vllm_version=VLLM_COMPAT_VERSION,
     )

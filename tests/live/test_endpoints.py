@@ -16,8 +16,9 @@ KEY = "sk-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+# The same suite with one middleware process and with four: no answer may depend on the worker (issue 14).
+@pytest.fixture(scope="module", params=[1, 4], ids=["1-worker", "4-workers"])
+def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Stack]:
     running = start_stack(
         tmp_path_factory.mktemp("endpoints"),
         "--api-key", KEY,
@@ -26,6 +27,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "--enable-sleep-mode", "--max-logprobs", "5",
         VLLM_ALLOW_RUNTIME_LORA_UPDATING="True",
         VLLM_SERVER_DEV_MODE="1",
+        VLLM_SHIM_MIDDLEWARE_WORKERS=str(request.param),
     )  # fmt: skip
     running.wait_health(200, timeout=90)
     yield running

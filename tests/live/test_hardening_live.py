@@ -6,7 +6,9 @@ worker took the request.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -69,3 +71,73 @@ def test_deep_schema_is_constrained_not_dropped_nor_a_500(stack: Stack, path: st
 def test_rewrite_failures_are_a_metrics_family(stack: Stack) -> None:
     page = httpx.get(stack.url + "/metrics", timeout=10).text
     assert "vllm_shim:rewrite_failures" in page
+
+
+# ---- item 4: one state for every worker, across middleware restarts ---------------------------------------
+
+ADAPTER = {"lora_name": "runtime-r", "lora_path": "/loras/r"}
+ROUNDS = 3 * WORKERS  # haproxy spreads new connections; enough that every worker answers some
+
+
+def _get(stack: Stack, path: str) -> httpx.Response:
+    # A new connection per call, so haproxy and the kernel spread them over the workers.
+    return httpx.get(stack.url + path, headers={**AUTH, "connection": "close"}, timeout=15)
+
+
+def _chat(stack: Stack, model: str, max_tokens: int = 2) -> httpx.Response:
+    # The simulated engine echoes the prompt: a long prompt is a long answer (max_tokens / 200 tok/s).
+    prompt = " ".join(f"word{i}" for i in range(max_tokens))
+    body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens}
+    return _post(stack, "/v1/chat/completions", body, timeout=60)
+
+
+def test_runtime_adapter_answers_on_every_worker(stack: Stack) -> None:
+    """Before: a chat naming a runtime-loaded adapter 404ed on the workers that had not loaded it."""
+    loaded = httpx.post(stack.url + "/v1/load_lora_adapter", json=ADAPTER, headers=AUTH, timeout=30)
+    assert loaded.status_code == 200, loaded.text
+    statuses = [_chat(stack, "runtime-r").status_code for _ in range(ROUNDS)]
+    assert statuses == [200] * ROUNDS
+    assert _chat(stack, "never-loaded").status_code == 404
+
+
+def test_sleep_state_is_the_same_on_every_worker(stack: Stack) -> None:
+    assert _post(stack, "/sleep?level=1", b"").status_code == 200
+    try:
+        assert {_get(stack, "/is_sleeping").json()["is_sleeping"] for _ in range(ROUNDS)} == {True}
+        assert {stack.health() for _ in range(ROUNDS)} == {200}
+    finally:
+        assert _post(stack, "/wake_up", b"").status_code == 200
+    assert {_get(stack, "/is_sleeping").json()["is_sleeping"] for _ in range(ROUNDS)} == {False}
+
+
+def test_load_counts_requests_of_every_worker(stack: Stack) -> None:
+    """/load is what the production-stack router balances on: the sum over workers, not one worker's count."""
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        running = [pool.submit(_chat, stack, "test-model", 800) for _ in range(3)]  # ~4 s each
+        deadline = time.monotonic() + 10
+        while _get(stack, "/load").json()["server_load"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        seen = {_get(stack, "/load").json()["server_load"] for _ in range(ROUNDS)}
+        assert [f.result().status_code for f in running] == [200] * 3
+    assert seen == {3}, seen
+    assert _get(stack, "/load").json()["server_load"] == 0
+
+
+def test_restart_while_asleep_keeps_sleep_and_adapters(stack: Stack) -> None:
+    """Before: after `supervisorctl restart middleware` the sleep was forgotten, /health went back to SGLang's
+    generating /health and turned 503 (the liveness probe would restart a pod that was only asleep), and
+    runtime adapters 404ed."""
+    httpx.post(stack.url + "/v1/load_lora_adapter", json=ADAPTER, headers=AUTH, timeout=30)  # loaded above or now
+    assert _post(stack, "/sleep?level=1", b"").status_code == 200
+    try:
+        restarted = stack.supervisorctl("restart", "middleware")
+        assert "started" in restarted.stdout, restarted.stdout + restarted.stderr
+        stack.wait_health(200, timeout=30)
+        assert {_get(stack, "/is_sleeping").json()["is_sleeping"] for _ in range(ROUNDS)} == {True}
+        deadline = time.monotonic() + 6  # more than one haproxy check interval
+        while time.monotonic() < deadline:
+            assert stack.health() == 200
+            time.sleep(0.5)
+    finally:
+        assert _post(stack, "/wake_up", b"").status_code == 200
+    assert [_chat(stack, "runtime-r").status_code for _ in range(ROUNDS)] == [200] * ROUNDS
