@@ -6,6 +6,7 @@ too deeply nested or non-object body. A body the rewrite leaves alone is forward
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ log = logging.getLogger("middleware")
 UNSUPPORTED_MEDIA = bad_request("Unsupported Media Type: Only 'application/json' is allowed")
 NOT_AN_OBJECT = bad_request("Input should be a valid dictionary or object to extract fields from")
 PRECHECK_MAX_BYTES = 1024
+OFFLOAD_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -106,14 +108,24 @@ async def prepare_fresh(
 ) -> Prepared | VllmError:
     """`prepare`, but an unknown-model 404 is only answered after the engine's adapter list was re-read
     (another worker, or this one before a restart, may have loaded the adapter)."""
-    prepared = prepare(ctx, route, raw, parsed)
+    prepared = await _prepare_off_loop(ctx, route, raw, parsed)
     if isinstance(prepared, VllmError) and is_unknown_model(ctx, prepared):
         try:
             await fetch_engine_models(ctx)
         except UpstreamError:
             return prepared  # the engine cannot say otherwise: vLLM's 404 stands
-        prepared = prepare(ctx, route, raw, parsed)
+        prepared = await _prepare_off_loop(ctx, route, raw, parsed)
     return prepared
+
+
+async def _prepare_off_loop(
+    ctx: AppContext, route: str, raw: bytes, parsed: dict[str, Any] | None
+) -> Prepared | VllmError:
+    """Small bodies in place (a thread hop costs ~50 µs); big ones in a thread, so parsing, schema repair and
+    client-pattern compilation never hold the event loop (re.compile is Python and yields the GIL)."""
+    if len(raw) <= OFFLOAD_BYTES:
+        return prepare(ctx, route, raw, parsed)
+    return await asyncio.to_thread(prepare, ctx, route, raw, parsed)
 
 
 async def read_checked(ctx: AppContext, call: Call, json: bool) -> bytes | None:

@@ -15,6 +15,7 @@ from middleware.asgi import JSON_HEADERS, Call, Headers, wait_for_disconnect
 from middleware.context import AppContext, SuccessTranslator
 from middleware.engine.client import ENGINE_BROKE_OFF, ENGINE_GARBLED, UPSTREAM_FAILURES, Engine, classify
 from middleware.engine.pool import EngineResponse
+from middleware.sse_errors import SseErrorJoiner
 
 # Hop-by-hop and per-connection headers (the list production-stack's router drops), plus the ones we
 # set ourselves: the engine's credentials (only when keys are configured), the request id and an identity
@@ -166,10 +167,12 @@ async def _relay_stream(ctx: AppContext, call: Call, resp: EngineResponse) -> No
     try:
         # Everything that arrived since the last send goes out as one message: under load, events
         # coalesce instead of queueing one send each.
+        joiner = SseErrorJoiner()  # an error event split across reads is still translated
         while chunk := await resp.readany():
-            if engine_replies.SSE_ERROR_MARK in chunk:
-                chunk = engine_replies.translate_sse_chunk(chunk)
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if out := joiner.feed(chunk):
+                await send({"type": "http.response.body", "body": out, "more_body": True})
+        if rest := joiner.flush():
+            await send({"type": "http.response.body", "body": rest, "more_body": True})
     except UPSTREAM_FAILURES:
         ctx.observer.count_upstream_error("midstream")
         await send({"type": "http.response.body", "body": MIDSTREAM_FAILURE, "more_body": True})
