@@ -63,6 +63,9 @@ class AppState:
     # LoRA adapters the engine has loaded (refreshed from its /v1/models and on load/unload), so the rewrite
     # can turn vLLM's `model: "<adapter>"` into SGLang's `<served>:<adapter>`.
     lora_names: frozenset[str] = frozenset()
+    # (max_model_len, tokenizer's longest token in chars) for vLLM's prompt-length bound, once known
+    # (middleware/prompt_bound.py, resolved by engine_state.resolve_prompt_bound).
+    prompt_bound: tuple[int, int] | None = None
 
 
 @dataclass

@@ -13,10 +13,11 @@ from typing import Any
 
 import orjson
 
+from middleware import prompt_bound
 from middleware.asgi import BodyTooLarge, Call
 from middleware.context import AppContext, Handler, Rewriter, SuccessTranslator
 from middleware.engine.client import UpstreamError
-from middleware.engine_state import fetch_engine_models, is_unknown_model
+from middleware.engine_state import fetch_engine_models, is_unknown_model, resolve_prompt_bound
 from middleware.errors import VllmError, bad_request, http_error
 from middleware.proxy import forward
 from middleware.rewrite.failure import rule_failure
@@ -115,6 +116,11 @@ async def prepare_fresh(
         except UpstreamError:
             return prepared  # the engine cannot say otherwise: vLLM's 404 stands
         prepared = await _prepare_off_loop(ctx, route, raw, parsed)
+    if isinstance(prepared, Prepared) and prepared.parsed is not None and route in prompt_bound.CHECKED_ROUTES:
+        await resolve_prompt_bound(ctx)  # once per process
+        if ctx.state.prompt_bound is not None:
+            too_long = prompt_bound.check(route, prepared.parsed, *ctx.state.prompt_bound)
+            return too_long or prepared
     return prepared
 
 

@@ -141,3 +141,22 @@ def test_restart_while_asleep_keeps_sleep_and_adapters(stack: Stack) -> None:
     finally:
         assert _post(stack, "/wake_up", b"").status_code == 200
     assert [_chat(stack, "runtime-r").status_code for _ in range(ROUNDS)] == [200] * ROUNDS
+
+
+# ---- item 6: bounded ---------------------------------------------------------------------------------------
+
+
+def test_prompt_far_beyond_the_context_is_refused_at_once(stack: Stack) -> None:
+    """Before: a 20 MB prompt went to SGLang, whose tokenizer worked on it for more than 30 s before refusing.
+    Here the model has no tokenizer.json, so the bound is 2048 tokens x FALLBACK_CHARS_PER_TOKEN (1024)."""
+    limit = 2048 * 1024
+    start = time.monotonic()
+    huge = {"model": "test-model", "prompt": "x " * (10 * 1024 * 1024), "max_tokens": 1}  # 20 MB
+    reply = _post(stack, "/v1/completions", huge)
+    elapsed = time.monotonic() - start
+    assert reply.status_code == 400, reply.text
+    error = reply.json()["error"]
+    assert error["param"] == "input_text" and f"(at most {limit} characters)" in error["message"]
+    assert elapsed < 5, elapsed  # parse + count, no tokenization
+    chat = {"model": "test-model", "messages": [{"role": "user", "content": "y" * (limit + 1)}], "max_tokens": 1}
+    assert _post(stack, "/v1/chat/completions", chat).json()["error"]["param"] == "input_text"
