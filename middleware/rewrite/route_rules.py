@@ -168,6 +168,11 @@ ROUTE_RULES: Mapping[str, tuple[RewriteRule, ...]] = MappingProxyType({
     "/detokenize": (MODEL,),
     "/v1/rerank": _RERANK,
     "/rerank": _RERANK,
+    # Routes that name a model and need nothing else: vLLM's unknown-model 404 (and alias/adapter names).
+    "/v1/score": (MODEL,),
+    "/v1/classify": (MODEL,),
+    "/v1/messages": (MODEL,),
+    "/v1/messages/count_tokens": (MODEL,),
 })  # fmt: skip
 
 

@@ -160,3 +160,25 @@ def test_prompt_far_beyond_the_context_is_refused_at_once(stack: Stack) -> None:
     assert elapsed < 5, elapsed  # parse + count, no tokenization
     chat = {"model": "test-model", "messages": [{"role": "user", "content": "y" * (limit + 1)}], "max_tokens": 1}
     assert _post(stack, "/v1/chat/completions", chat).json()["error"]["param"] == "input_text"
+
+
+# ---- item 5: vLLM parity -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/score", {"text_1": "a", "text_2": ["b"]}),
+        ("/score", {"text_1": "a", "text_2": ["b"]}),
+        ("/classify", {"input": "a"}),
+        ("/v1/messages", {"max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]}),
+        ("/v1/messages/count_tokens", {"messages": [{"role": "user", "content": "hi"}]}),
+    ],
+)
+def test_unknown_model_is_vllms_404_on_every_route_naming_one(stack: Stack, path: str, body: dict[str, Any]) -> None:
+    """Before: these routes skipped the model check and SGLang answered in its own way."""
+    reply = _post(stack, path, {"model": "no-such-model", **body})
+    assert reply.status_code == 404, reply.text
+    error = reply.json()["error"]
+    assert error["type"] == "NotFoundError" and error["param"] == "model"
+    assert "no-such-model" in error["message"]
