@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from middleware import prompt_bound
+from middleware import identity, prompt_bound
 from middleware.asgi import BodyTooLarge, Call
 from middleware.context import AppContext, Handler, Rewriter, SuccessTranslator
 from middleware.engine.client import UpstreamError
@@ -35,6 +35,7 @@ class Prepared:
     body: bytes  # what the engine gets
     parsed: dict[str, Any] | None  # the client's request, when it was parsed at all
     rules: tuple[str, ...] = ()
+    sent_model: object = None  # the `model` the engine gets (echoed back as the client's name)
 
 
 def content_type_error(value: bytes | None) -> VllmError | None:
@@ -89,7 +90,7 @@ def prepare(ctx: AppContext, route: str, raw: bytes, parsed: dict[str, Any] | No
     if result.error is not None:
         return result.error
     body = rewriter.dump(result.body) if result.changed else raw
-    return Prepared(body, parsed, tuple(result.rules))
+    return Prepared(body, parsed, tuple(result.rules), result.body.get("model"))
 
 
 def _failed(ctx: AppContext, route: str, rule: str, exc: BaseException) -> VllmError:
@@ -173,6 +174,7 @@ async def _send_prepared(
     model = prepared.parsed.get("model") if prepared.parsed is not None else None
     if isinstance(model, str):
         call.state["model"] = model
+    call.state["identity"] = identity.for_request(path, call.header(b"x-request-id"), model, prepared.sent_model)
     await forward_counted(ctx, call, path, prepared.body, translate, load)
 
 

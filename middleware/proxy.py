@@ -158,6 +158,8 @@ async def _relay_whole(ctx: AppContext, call: Call, resp: EngineResponse, transl
         headers = _json_type(headers)
     elif translate is not None:
         payload = translate(payload, call)
+    elif (identity := call.state.get("identity")) is not None:
+        payload = identity.line(payload)
     await call.respond(status, payload, headers)
 
 
@@ -167,7 +169,8 @@ async def _relay_stream(ctx: AppContext, call: Call, resp: EngineResponse) -> No
     try:
         # Everything that arrived since the last send goes out as one message: under load, events
         # coalesce instead of queueing one send each.
-        joiner = SseErrorJoiner()  # an error event split across reads is still translated
+        # Error events and event heads (vLLM's id and model) are edited even when split across reads.
+        joiner = SseErrorJoiner(call.state.get("identity"))
         while chunk := await resp.readany():
             if out := joiner.feed(chunk):
                 await send({"type": "http.response.body", "body": out, "more_body": True})

@@ -182,3 +182,27 @@ def test_unknown_model_is_vllms_404_on_every_route_naming_one(stack: Stack, path
     error = reply.json()["error"]
     assert error["type"] == "NotFoundError" and error["param"] == "model"
     assert "no-such-model" in error["message"]
+
+
+def test_response_identity_as_vllm_derives_it(stack: Stack) -> None:
+    """Before: ids were SGLang's bare hex (no `chatcmpl-`/`cmpl-`, X-Request-Id ignored) and `model` was
+    `test-model:runtime-r` for an adapter request."""
+    import openai
+
+    httpx.post(stack.url + "/v1/load_lora_adapter", json=ADAPTER, headers=AUTH, timeout=30)  # may be loaded
+    client = openai.OpenAI(base_url=stack.url + "/v1", api_key=KEY, max_retries=0)
+    messages = [{"role": "user", "content": "hi"}]
+    chat = client.chat.completions.create(model="runtime-r", messages=messages, max_tokens=3,
+                                          extra_headers={"X-Request-Id": "hdr-1"})  # fmt: skip
+    assert (chat.id, chat.model) == ("chatcmpl-hdr-1", "runtime-r")
+    chat = client.chat.completions.create(model="test-model", messages=messages, max_tokens=3,
+                                          extra_body={"request_id": "body-1"})  # fmt: skip
+    assert (chat.id, chat.model) == ("chatcmpl-body-1", "test-model")
+    stream = client.chat.completions.create(model="runtime-r", messages=messages, max_tokens=5, stream=True)
+    chunks = list(stream)
+    assert chunks and {(c.id[:9], c.model) for c in chunks} == {("chatcmpl-", "runtime-r")}
+    assert len({c.id for c in chunks}) == 1
+    completion = client.completions.create(model="runtime-r", prompt="hello", max_tokens=3)
+    assert completion.id.startswith("cmpl-") and completion.model == "runtime-r"
+    streamed = list(client.completions.create(model="runtime-r", prompt="hello", max_tokens=3, stream=True))
+    assert {(c.id[:5], c.model) for c in streamed} == {("cmpl-", "runtime-r")}
