@@ -26,6 +26,12 @@ REQUEST_DROP = frozenset(
         b"upgrade", b"te", b"trailer", b"x-request-id", b"accept-encoding",
         # The body is already read whole; letting the engine wait for a 100-continue would cost a round trip.
         b"expect",
+        # SGLang's request-control headers (srt/entrypoints/request_headers.py; honoured with
+        # SGLANG_ENABLE_REQUEST_HEADER_OVERRIDES): a client must not pick the rid, priority, DP rank or a PD
+        # bootstrap host (a connection target) of its request. vLLM has none of them.
+        b"x-override-rid", b"x-override-bootstrap-host", b"x-override-bootstrap-port", b"x-override-bootstrap-room",
+        b"x-override-conversation-id", b"x-override-routed-dp-rank", b"x-override-disagg-prefill-dp-rank",
+        b"x-override-priority",
     }
 )  # fmt: skip
 RESPONSE_DROP = frozenset(
