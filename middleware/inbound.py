@@ -21,6 +21,7 @@ from middleware.engine_state import fetch_engine_models, is_unknown_model, resol
 from middleware.errors import VllmError, bad_request, http_error
 from middleware.proxy import forward
 from middleware.rewrite.failure import rule_failure
+from middleware.rewrite.route_rules import NOTES
 
 log = logging.getLogger("middleware")
 
@@ -171,6 +172,8 @@ async def _send_prepared(
         return
     for rule in prepared.rules:
         ctx.observer.count_rewrite(rule)
+        if rule in NOTES:
+            log.info("%s: %s", path, NOTES[rule])
     model = prepared.parsed.get("model") if prepared.parsed is not None else None
     if isinstance(model, str):
         call.state["model"] = model

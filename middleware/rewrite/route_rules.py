@@ -60,7 +60,8 @@ RESPONSES_LOGPROBS = RewriteRule(
 )
 REPETITION_PENALTY = RewriteRule(
     "repetition_penalty", sampling.repetition_penalty, "`repetition_penalty` <= 0 or > 2",
-    "<= 0: vLLM's 400; > 2: a 400 naming SGLang's (0, 2] limit (no silent clamp)", (b"repetition_penalty",),
+    "<= 0: vLLM's 400; > 2: clamped to SGLang's limit 2.0, logged and counted (SGLang refuses > 2)",
+    (b"repetition_penalty",),
 )  # fmt: skip
 GENERATION_PROMPT = RewriteRule(
     "generation_prompt", messages.generation_prompt,
@@ -134,6 +135,13 @@ RERANK_TOP_N = RewriteRule(
     "top_n", sampling.rerank_top_n, "`top_n: 0` (vLLM: all documents)", "dropped (SGLang rejects < 1)",
     (b'"top_n"',),
 )  # fmt: skip
+
+
+# Rules whose change alters what the engine computes (not just its spelling): the app logs a note for each
+# request they change, besides counting it in vllm_shim:rewrites_total{rule}.
+NOTES: Mapping[str, str] = MappingProxyType({
+    "repetition_penalty": "repetition_penalty above SGLang's limit clamped to 2.0",
+})
 
 
 def _nulls(fields: tuple[str, ...]) -> RewriteRule:

@@ -206,3 +206,14 @@ def test_response_identity_as_vllm_derives_it(stack: Stack) -> None:
     assert completion.id.startswith("cmpl-") and completion.model == "runtime-r"
     streamed = list(client.completions.create(model="runtime-r", prompt="hello", max_tokens=3, stream=True))
     assert {(c.id[:5], c.model) for c in streamed} == {("cmpl-", "runtime-r")}
+
+
+def test_sampling_value_beyond_sglangs_range_is_clamped_logged_and_counted(stack: Stack) -> None:
+    """Before: repetition_penalty 2.5 (vLLM samples with it) was a 400."""
+    body = {"model": "test-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2,
+            "repetition_penalty": 2.5}  # fmt: skip
+    assert _post(stack, "/v1/chat/completions", body).status_code == 200
+    # Any worker may have counted it: scrape until the one that did answers (each scrape is a new connection).
+    pages = [_get(stack, "/metrics").text for _ in range(ROUNDS)]
+    assert any('vllm_shim:rewrites_total{rule="repetition_penalty"}' in page for page in pages)
+    assert "repetition_penalty above SGLang's limit clamped to 2.0" in stack.log()
