@@ -201,6 +201,8 @@ def create_app(
         rewriter = route_rules
     metrics = observer if isinstance(observer, MetricsBridge) else MetricsBridge(config.served_model_name)
     state = AppState(shared=SharedState(config.state_file or None))
+    if config.state_file and (observer is None or observer is metrics):  # the bridge counts: share its counts
+        metrics.share_counts(config.state_file + ".counters")
     ctx = AppContext(config, Engine(config, client), observer or metrics, rewriter, metrics, state)
     app = App(ctx)
     if not config.api_keys:

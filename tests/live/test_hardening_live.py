@@ -217,3 +217,17 @@ def test_sampling_value_beyond_sglangs_range_is_clamped_logged_and_counted(stack
     pages = [_get(stack, "/metrics").text for _ in range(ROUNDS)]
     assert any('vllm_shim:rewrites_total{rule="repetition_penalty"}' in page for page in pages)
     assert "repetition_penalty above SGLang's limit clamped to 2.0" in stack.log()
+
+
+def test_every_worker_reports_the_pods_counters(stack: Stack) -> None:
+    """Before: each worker's /metrics showed only its own vllm_shim:* counts, so a scrape's answer depended on
+    the worker and Prometheus saw counters jump up and down."""
+    for _ in range(ROUNDS):
+        _get(stack, "/version")
+    time.sleep(1.0)  # others' counts are published within FLUSH_SECONDS (0.5 s)
+    values = set()
+    for _ in range(ROUNDS):
+        page = _get(stack, "/metrics").text
+        line = next(ln for ln in page.splitlines() if ln.startswith('vllm_shim:requests_total{route="/version"'))
+        values.add(float(line.rsplit(" ", 1)[1]))
+    assert len(values) == 1 and values.pop() >= ROUNDS, values
