@@ -106,6 +106,9 @@ TOP_K = RewriteRule(
     "top_k", sampling.top_k, "`top_k: 0` (disabled)", "`top_k: -1` (SGLang rejects 0)",
     prefilter=regex_prefilter(rb'"top_k"\s*:\s*-?0(?![0-9])'),
 )  # fmt: skip
+N_CHOICES = RewriteRule(
+    "n", sampling.n_choices, "`n` < 1", "vLLM's 400 `n must be at least 1, got N.`", (b'"n"',),
+)  # fmt: skip
 TRUNCATE = RewriteRule(
     "truncate_prompt_tokens", sampling.truncate_prompt_tokens, "`truncate_prompt_tokens`",
     "dropped: SGLang has only the server-wide `--allow-auto-truncate`", (b"truncate_prompt_tokens",),
@@ -153,12 +156,13 @@ def _nulls(fields: tuple[str, ...]) -> RewriteRule:
 
 _CHAT = (
     STREAM_OPTIONS, CHAT_LOGPROBS, GENERATION_PROMPT, GUIDED_LEGACY, STRUCTURED_CHAT, MODEL, REPETITION_PENALTY,
-    REQUEST_ID, STOP_STR, TOP_K, TRUNCATE, _nulls(sampling.NULLABLE_CHAT), USER_CONTENT_NULL, CONTENT_PARTS,
+    REQUEST_ID, STOP_STR, TOP_K, N_CHOICES, TRUNCATE, _nulls(sampling.NULLABLE_CHAT), USER_CONTENT_NULL,
+    CONTENT_PARTS,
     ASSISTANT_REASONING, TOOL_SCHEMAS,
 )  # fmt: skip
 _COMPLETION = (
     STREAM_OPTIONS, COMPLETION_LOGPROBS, GUIDED_LEGACY, STRUCTURED_COMPLETION, MODEL, REPETITION_PENALTY,
-    REQUEST_ID, STOP_STR, TOP_K, TRUNCATE, _nulls(sampling.NULLABLE_COMPLETION),
+    REQUEST_ID, STOP_STR, TOP_K, N_CHOICES, TRUNCATE, _nulls(sampling.NULLABLE_COMPLETION),
 )  # fmt: skip
 _RERANK = (MODEL, RERANK_TOP_N, TRUNCATE)
 

@@ -163,3 +163,11 @@ NULLABLE_COMPLETION = (
     "min_p", "repetition_penalty", "skip_special_tokens", "return_token_ids",
 )  # fmt: skip
 NULLABLE_RESPONSES = ("frequency_penalty", "presence_penalty")
+
+
+def n_choices(body: Body, ctx: RewriteContext) -> RuleResult:
+    """vLLM's SamplingParams._verify_args: `n` below 1 is a 400 (ValueError) before anything runs."""
+    value = body.get("n")
+    if is_number(value) and isinstance(value, int) and value < 1:
+        return bad_request(f"n must be at least 1, got {value}.")
+    return None

@@ -231,3 +231,9 @@ def test_every_worker_reports_the_pods_counters(stack: Stack) -> None:
         line = next(ln for ln in page.splitlines() if ln.startswith('vllm_shim:requests_total{route="/version"'))
         values.add(float(line.rsplit(" ", 1)[1]))
     assert len(values) == 1 and values.pop() >= ROUNDS, values
+
+
+def test_n_below_one_is_vllms_400(stack: Stack) -> None:
+    body = {"model": "test-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "n": 0}
+    reply = _post(stack, "/v1/chat/completions", body)
+    assert reply.status_code == 400 and reply.json()["error"]["message"] == "n must be at least 1, got 0."
