@@ -19,7 +19,7 @@ from middleware import local_routes as vllm
 from middleware.asgi import METHOD_NOT_ALLOWED, NOT_FOUND, ASGIApp, Call, ClientGone, Receive, Scope, Send
 from middleware.auth import ApiKeyAuth
 from middleware.config import MiddlewareConfig
-from middleware.context import AppContext, Handler, Rewriter, SuccessTranslator
+from middleware.context import AppContext, AppState, Handler, Rewriter, SuccessTranslator
 from middleware.engine.client import Engine
 from middleware.errors import VllmError
 from middleware.inbound import invocations_route, json_route, raw_route
@@ -29,6 +29,7 @@ from middleware.observer import Observer
 from middleware.pd import ROUTES as PD_ROUTES
 from middleware.pd import PrefillRooms, pd_route
 from middleware.rewrite import route_rules
+from middleware.shared_state import SharedState
 
 log = logging.getLogger("middleware")
 
@@ -204,7 +205,10 @@ def create_app(
     if rewriter is None:
         rewriter = route_rules
     metrics = observer if isinstance(observer, MetricsBridge) else MetricsBridge(config.served_model_name)
-    ctx = AppContext(config, Engine(config, client), observer or metrics, rewriter, metrics)
+    state = AppState(shared=SharedState(config.state_file or None))
+    if config.state_file and (observer is None or observer is metrics):  # the bridge counts: share its counts
+        metrics.share_counts(config.state_file + ".counters")
+    ctx = AppContext(config, Engine(config, client), observer or metrics, rewriter, metrics, state)
     app = App(ctx)
     if not config.api_keys:
         return app

@@ -29,6 +29,8 @@ class MiddlewareConfig:
     api_keys: tuple[str, ...] = ()
     # Where the internal engine key is (0600, run dir): sent to SGLang as Bearer. Empty: SGLang has no key.
     engine_secrets_file: str = ""
+    # State the middleware workers share (sleep tags; /load slots in `<state_file>.load`). Empty: per process.
+    state_file: str = ""
     max_logprobs: int = 20
     enable_lora: bool = False
     lora_modules: tuple[LoraModule, ...] = ()

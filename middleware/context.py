@@ -1,5 +1,5 @@
 """What every handler shares: configuration, the engine connection, the observer, the /metrics page and the
-little state the middleware itself owns (in-flight count for /load, sleep tags for /is_sleeping)."""
+state the middleware itself owns (in-flight count for /load, sleep tags for /is_sleeping: shared_state.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from middleware.config import MiddlewareConfig
 from middleware.engine.client import Engine
 from middleware.errors import VllmError
 from middleware.observer import Observer
+from middleware.shared_state import SharedState
 
 Handler = Callable[[Call], Awaitable[None]]
 # Turns a successful engine body into vLLM's shape (tokenize, detokenize, rerank).
@@ -56,12 +57,15 @@ class Rewriter(Protocol):
 
 @dataclass
 class AppState:
-    in_flight: int = 0
-    # Memory released by /sleep and not yet resumed by /wake_up; non-empty means "sleeping".
-    sleeping_tags: set[str] = field(default_factory=set)
+    # Shared by every worker and kept across middleware restarts: memory released by /sleep and not yet
+    # resumed by /wake_up (non-empty means "sleeping"), and the in-flight count /load reports.
+    shared: SharedState = field(default_factory=lambda: SharedState(None))
     # LoRA adapters the engine has loaded (refreshed from its /v1/models and on load/unload), so the rewrite
     # can turn vLLM's `model: "<adapter>"` into SGLang's `<served>:<adapter>`.
     lora_names: frozenset[str] = frozenset()
+    # (max_model_len, tokenizer's longest token in chars) for vLLM's prompt-length bound, once known
+    # (middleware/prompt_bound.py, resolved by engine_state.resolve_prompt_bound).
+    prompt_bound: tuple[int, int] | None = None
 
 
 @dataclass

@@ -6,26 +6,29 @@ too deeply nested or non-object body. A body the rewrite leaves alone is forward
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from middleware import identity, prompt_bound
 from middleware.asgi import BodyTooLarge, Call
 from middleware.context import AppContext, Handler, Rewriter, SuccessTranslator
+from middleware.engine.client import UpstreamError
+from middleware.engine_state import fetch_engine_models, is_unknown_model, resolve_prompt_bound
 from middleware.errors import VllmError, bad_request, http_error
 from middleware.proxy import forward
+from middleware.rewrite.failure import rule_failure
+from middleware.rewrite.route_rules import NOTES
 
 log = logging.getLogger("middleware")
 
 UNSUPPORTED_MEDIA = bad_request("Unsupported Media Type: Only 'application/json' is allowed")
 NOT_AN_OBJECT = bad_request("Input should be a valid dictionary or object to extract fields from")
-TOO_DEEP = bad_request("The request body is nested too deeply.")
-# vLLM answers ValueError/TypeError raised while handling a request with a 400 BadRequestError; a rewrite
-# tripping over a body of unexpected types is the same situation.
-REWRITE_INPUT_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError)
 PRECHECK_MAX_BYTES = 1024
+OFFLOAD_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class Prepared:
     body: bytes  # what the engine gets
     parsed: dict[str, Any] | None  # the client's request, when it was parsed at all
     rules: tuple[str, ...] = ()
+    sent_model: object = None  # the `model` the engine gets (echoed back as the client's name)
 
 
 def content_type_error(value: bytes | None) -> VllmError | None:
@@ -79,15 +83,57 @@ def prepare(ctx: AppContext, route: str, raw: bytes, parsed: dict[str, Any] | No
         parsed = parsed_or_error
     try:
         result = rewriter.rewrite(route, parsed, config, ctx.state.lora_names)
-    except RecursionError:
-        return TOO_DEEP
-    except REWRITE_INPUT_ERRORS as exc:
-        log.warning("rewrite of %s failed on client input: %r", route, exc)
-        return bad_request(str(exc) or type(exc).__name__)
+    except Exception as exc:  # a rewriter raising as a whole: answered like a failed rule
+        return _failed(ctx, route, "rewrite", exc)
+    failure = getattr(result, "failure", None)
+    if failure is not None:
+        return _failed(ctx, route, result.rules[0] if result.rules else "rewrite", failure)
     if result.error is not None:
         return result.error
     body = rewriter.dump(result.body) if result.changed else raw
-    return Prepared(body, parsed, tuple(result.rules))
+    return Prepared(body, parsed, tuple(result.rules), result.body.get("model"))
+
+
+def _failed(ctx: AppContext, route: str, rule: str, exc: BaseException) -> VllmError:
+    """Fail closed: the request ends with `rule_failure`'s answer, counted and logged (with the traceback
+    when it is our bug, a 5xx)."""
+    error = rule_failure(rule, exc)
+    ctx.observer.count_rule_failure(rule, error.status)
+    if error.status >= 500:
+        log.error("rewrite rule %s failed on %s", rule, route, exc_info=exc)
+    else:
+        log.warning("rewrite rule %s refused a body on %s: %r", rule, route, exc)
+    return error
+
+
+async def prepare_fresh(
+    ctx: AppContext, route: str, raw: bytes, parsed: dict[str, Any] | None = None
+) -> Prepared | VllmError:
+    """`prepare`, but an unknown-model 404 is only answered after the engine's adapter list was re-read
+    (another worker, or this one before a restart, may have loaded the adapter)."""
+    prepared = await _prepare_off_loop(ctx, route, raw, parsed)
+    if isinstance(prepared, VllmError) and is_unknown_model(ctx, prepared):
+        try:
+            await fetch_engine_models(ctx)
+        except UpstreamError:
+            return prepared  # the engine cannot say otherwise: vLLM's 404 stands
+        prepared = await _prepare_off_loop(ctx, route, raw, parsed)
+    if isinstance(prepared, Prepared) and prepared.parsed is not None and route in prompt_bound.CHECKED_ROUTES:
+        await resolve_prompt_bound(ctx)  # once per process
+        if ctx.state.prompt_bound is not None:
+            too_long = prompt_bound.check(route, prepared.parsed, *ctx.state.prompt_bound)
+            return too_long or prepared
+    return prepared
+
+
+async def _prepare_off_loop(
+    ctx: AppContext, route: str, raw: bytes, parsed: dict[str, Any] | None
+) -> Prepared | VllmError:
+    """Small bodies in place (a thread hop costs ~50 µs); big ones in a thread, so parsing, schema repair and
+    client-pattern compilation never hold the event loop (re.compile is Python and yields the GIL)."""
+    if len(raw) <= OFFLOAD_BYTES:
+        return prepare(ctx, route, raw, parsed)
+    return await asyncio.to_thread(prepare, ctx, route, raw, parsed)
 
 
 async def read_checked(ctx: AppContext, call: Call, json: bool) -> bytes | None:
@@ -110,11 +156,11 @@ async def forward_counted(
     if not load:
         await forward(ctx, call, path, body, translate)
         return
-    ctx.state.in_flight += 1
+    ctx.state.shared.enter()
     try:
         await forward(ctx, call, path, body, translate)
     finally:
-        ctx.state.in_flight -= 1
+        ctx.state.shared.leave()
 
 
 async def send_prepared(
@@ -126,9 +172,12 @@ async def send_prepared(
         return
     for rule in prepared.rules:
         ctx.observer.count_rewrite(rule)
+        if rule in NOTES:
+            log.info("%s: %s", path, NOTES[rule])
     model = prepared.parsed.get("model") if prepared.parsed is not None else None
     if isinstance(model, str):
         call.state["model"] = model
+    call.state["identity"] = identity.for_request(path, call.header(b"x-request-id"), model, prepared.sent_model)
     await forward_counted(ctx, call, path, prepared.body, translate, load)
 
 
@@ -141,7 +190,7 @@ def json_route(
         raw = await read_checked(ctx, call, json=True)
         if raw is not None:
             path = upstream or call.path
-            await send_prepared(ctx, call, path, prepare(ctx, path, raw), translate, load)
+            await send_prepared(ctx, call, path, await prepare_fresh(ctx, path, raw), translate, load)
 
     return handle
 
@@ -158,7 +207,7 @@ def invocations_route(ctx: AppContext) -> Handler:
             await call.respond_error(parsed)
             return
         path = "/v1/completions" if "prompt" in parsed and "messages" not in parsed else "/v1/chat/completions"
-        await send_prepared(ctx, call, path, prepare(ctx, path, raw, parsed), None, True)
+        await send_prepared(ctx, call, path, await prepare_fresh(ctx, path, raw, parsed), None, True)
 
     return handle
 

@@ -14,9 +14,10 @@ from middleware import engine_replies
 from middleware.asgi import TEXT_HEADERS, Call, parse_query
 from middleware.context import AppContext, Handler
 from middleware.engine.client import ADMIN_TIMEOUT_S, UpstreamError
+from middleware.engine_state import fetch_engine_models
 from middleware.errors import VllmError, bad_request, legacy_compatible_body
 from middleware.inbound import parse_object, read_checked
-from middleware.model_cards import engine_adapters, model_cards, not_found_message
+from middleware.model_cards import model_cards, not_found_message
 
 MODELS_PREFIX = "/v1/models/"
 # SGLang's /ping answers at once from the server status (its /health runs a generation and takes >= 1 s);
@@ -61,7 +62,7 @@ def health(ctx: AppContext) -> Handler:
     """
 
     async def handle(call: Call) -> None:
-        path = ENGINE_LIVENESS_PATH if ctx.state.sleeping_tags else "/health"
+        path = ENGINE_LIVENESS_PATH if ctx.state.shared.sleeping_tags() else "/health"
         try:
             healthy = (await ctx.engine.call("GET", path, timeout=ENGINE_HEALTH_TIMEOUT_S)).status == 200
         except UpstreamError:
@@ -73,25 +74,15 @@ def health(ctx: AppContext) -> Handler:
 
 def load(ctx: AppContext) -> Handler:
     async def handle(call: Call) -> None:
-        await call.respond_json(200, {"server_load": ctx.state.in_flight})
+        await call.respond_json(200, {"server_load": ctx.state.shared.server_load()})
 
     return handle
 
 
-async def _fetch_engine_models(ctx: AppContext) -> Any:
-    """SGLang's /v1/models answer (None if unusable); refreshes the adapter names the rewrite needs."""
-    reply = await ctx.engine.call("GET", "/v1/models")
-    payload = engine_replies.loads_or_none(reply.body) if reply.status == 200 else None
-    adapters = engine_adapters(payload)
-    if adapters is not None:
-        ctx.state.lora_names = frozenset(name for name, _ in adapters)
-    return payload
-
-
 async def _engine_models(ctx: AppContext) -> Any:
-    """Like _fetch_engine_models, but None while the engine is unreachable: /v1/models must still answer."""
+    """Like fetch_engine_models, but None while the engine is unreachable: /v1/models must still answer."""
     try:
-        return await _fetch_engine_models(ctx)
+        return await fetch_engine_models(ctx)
     except UpstreamError:
         return None
 
@@ -148,7 +139,7 @@ async def _lora_body(ctx: AppContext, call: Call, required: tuple[str, ...]) -> 
 
 
 async def _loaded_adapters(ctx: AppContext) -> frozenset[str]:
-    await _fetch_engine_models(ctx)
+    await fetch_engine_models(ctx)
     return ctx.state.lora_names
 
 
@@ -237,7 +228,7 @@ def sleep(ctx: AppContext) -> Handler:
             return
         tags = SLEEP_TAGS[level]
         if await _memory_call(ctx, call, "/release_memory_occupation", tags):
-            ctx.state.sleeping_tags.update(tags)
+            ctx.state.shared.update_sleep(add=tags)
             await call.respond_json(200, {"status": "sleeping", "level": level})
 
     return handle
@@ -252,8 +243,8 @@ def wake_up(ctx: AppContext) -> Handler:
             return
         tags = tuple(t for tag in asked for t in WAKE_TAGS[tag]) or ALL_TAGS
         if await _memory_call(ctx, call, "/resume_memory_occupation", tags):
-            ctx.state.sleeping_tags.difference_update(tags)
-            answer: dict[str, Any] = {"status": "sleeping" if ctx.state.sleeping_tags else "awake"}
+            left = ctx.state.shared.update_sleep(remove=tags)
+            answer: dict[str, Any] = {"status": "sleeping" if left else "awake"}
             if asked:
                 answer["tags"] = asked
             await call.respond_json(200, answer)
@@ -263,7 +254,7 @@ def wake_up(ctx: AppContext) -> Handler:
 
 def is_sleeping(ctx: AppContext) -> Handler:
     async def handle(call: Call) -> None:
-        await call.respond_json(200, {"is_sleeping": bool(ctx.state.sleeping_tags)})
+        await call.respond_json(200, {"is_sleeping": bool(ctx.state.shared.sleeping_tags())})
 
     return handle
 

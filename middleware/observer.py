@@ -20,6 +20,7 @@ class Observer(Protocol):
     def count_disconnect(self, route: str) -> None: ...
 
     def count_pd_room(self, role: str, event: str) -> None: ...
+    def count_rule_failure(self, rule: str, status: int) -> None: ...
 
 
 class NullObserver:
@@ -38,4 +39,7 @@ class NullObserver:
         pass
 
     def count_pd_room(self, role: str, event: str) -> None:
+        pass
+
+    def count_rule_failure(self, rule: str, status: int) -> None:
         pass

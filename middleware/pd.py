@@ -26,7 +26,7 @@ import orjson
 from middleware.asgi import Call
 from middleware.context import AppContext, Handler
 from middleware.errors import VllmError, bad_request
-from middleware.inbound import parse_object, prepare, read_checked, send_prepared
+from middleware.inbound import parse_object, prepare_fresh, read_checked, send_prepared
 
 log = logging.getLogger("middleware.pd")
 
@@ -176,7 +176,7 @@ async def _prefill(ctx: AppContext, rooms: PrefillRooms, call: Call, parsed: dic
     room = secrets.randbelow(ROOM_LIMIT)
     port = ctx.config.pd_bootstrap_port
     body = prefill_body(parsed, room, port)
-    prepared = prepare(ctx, call.path, orjson.dumps(body), body)
+    prepared = await prepare_fresh(ctx, call.path, orjson.dumps(body), body)
     if isinstance(prepared, VllmError):
         await call.respond_error(prepared)
         return
@@ -195,4 +195,5 @@ async def _decode(ctx: AppContext, call: Call, parsed: dict[str, Any], params: A
     ctx.observer.count_pd_room("decode", "joined")
     log.info("pd decode joins room %d of prefill %s:%d (request %s)", fields["bootstrap_room"],
              fields["bootstrap_host"], fields["bootstrap_port"], _rid(call.request_id))  # fmt: skip
-    await send_prepared(ctx, call, call.path, prepare(ctx, call.path, orjson.dumps(body), body), None, True)
+    prepared = await prepare_fresh(ctx, call.path, orjson.dumps(body), body)
+    await send_prepared(ctx, call, call.path, prepared, None, True)

@@ -15,6 +15,7 @@ from middleware.asgi import JSON_HEADERS, Call, Headers, wait_for_disconnect
 from middleware.context import AppContext, SuccessTranslator
 from middleware.engine.client import ENGINE_BROKE_OFF, ENGINE_GARBLED, UPSTREAM_FAILURES, Engine, classify
 from middleware.engine.pool import EngineResponse
+from middleware.sse_errors import SseErrorJoiner
 
 # Hop-by-hop and per-connection headers (the list production-stack's router drops), plus the ones we
 # set ourselves: the engine's credentials (only when keys are configured), the request id and an identity
@@ -25,6 +26,12 @@ REQUEST_DROP = frozenset(
         b"upgrade", b"te", b"trailer", b"x-request-id", b"accept-encoding",
         # The body is already read whole; letting the engine wait for a 100-continue would cost a round trip.
         b"expect",
+        # SGLang's request-control headers (srt/entrypoints/request_headers.py; honoured with
+        # SGLANG_ENABLE_REQUEST_HEADER_OVERRIDES): a client must not pick the rid, priority, DP rank or a PD
+        # bootstrap host (a connection target) of its request. vLLM has none of them.
+        b"x-override-rid", b"x-override-bootstrap-host", b"x-override-bootstrap-port", b"x-override-bootstrap-room",
+        b"x-override-conversation-id", b"x-override-routed-dp-rank", b"x-override-disagg-prefill-dp-rank",
+        b"x-override-priority",
     }
 )  # fmt: skip
 RESPONSE_DROP = frozenset(
@@ -157,6 +164,8 @@ async def _relay_whole(ctx: AppContext, call: Call, resp: EngineResponse, transl
         headers = _json_type(headers)
     elif translate is not None:
         payload = translate(payload, call)
+    elif (identity := call.state.get("identity")) is not None:
+        payload = identity.line(payload)
     await call.respond(status, payload, headers)
 
 
@@ -166,10 +175,13 @@ async def _relay_stream(ctx: AppContext, call: Call, resp: EngineResponse) -> No
     try:
         # Everything that arrived since the last send goes out as one message: under load, events
         # coalesce instead of queueing one send each.
+        # Error events and event heads (vLLM's id and model) are edited even when split across reads.
+        joiner = SseErrorJoiner(call.state.get("identity"))
         while chunk := await resp.readany():
-            if engine_replies.SSE_ERROR_MARK in chunk:
-                chunk = engine_replies.translate_sse_chunk(chunk)
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if out := joiner.feed(chunk):
+                await send({"type": "http.response.body", "body": out, "more_body": True})
+        if rest := joiner.flush():
+            await send({"type": "http.response.body", "body": rest, "more_body": True})
     except UPSTREAM_FAILURES:
         ctx.observer.count_upstream_error("midstream")
         await send({"type": "http.response.body", "body": MIDSTREAM_FAILURE, "more_body": True})

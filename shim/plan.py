@@ -13,6 +13,8 @@ REDACTED = "***"
 SECRET_FLAGS = frozenset({"--api-key", "--admin-api-key", "--hf-token", "--ssl-keyfile-password"})
 # The engine secrets file in the run dir (0600): the internal engine key and HF_TOKEN (shim/pod/engine_launch.py).
 ENGINE_SECRETS_FILE = "engine-secrets.json"
+# What the middleware workers share (sleep state; /load slots beside it): middleware/shared_state.py.
+MIDDLEWARE_STATE_FILE = "middleware-state.json"
 
 
 @dataclass(frozen=True)

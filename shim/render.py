@@ -9,9 +9,10 @@ from dataclasses import dataclass
 
 import jinja2
 
+from middleware.shared_state import initial_text
 from shim.data_files import data_text
 from shim.errors import CliError
-from shim.plan import ENGINE_SECRETS_FILE, Plan
+from shim.plan import ENGINE_SECRETS_FILE, MIDDLEWARE_STATE_FILE, Plan
 
 # SGLang's /health generates one token when idle (~1 s) and answers at once when busy. Two missed 5 s
 # checks mark it DOWN: a dead engine shows in ~3 s, a wedged one in ~14 s, and one slow answer under load
@@ -154,4 +155,6 @@ def render(plan: Plan, *, as_root: bool = False) -> dict[str, str]:
         "haproxy.cfg": haproxy,
         "haproxy.state": state,
         "middleware.json": plan.middleware.to_json() + "\n",
+        # Rewritten at every start: a new engine has released nothing.
+        MIDDLEWARE_STATE_FILE: initial_text(),
     }

@@ -15,7 +15,7 @@ from shim.extra_args import check_extra_args
 from shim.pd_plan import engine_args as pd_engine_args
 from shim.pd_plan import pd_plan
 from shim.pd_plan import warnings as pd_warnings
-from shim.plan import ENGINE_SECRETS_FILE, Dropped, Plan
+from shim.plan import ENGINE_SECRETS_FILE, MIDDLEWARE_STATE_FILE, Dropped, Plan
 from shim.plan_steps import STEPS, Draft
 from shim.rules import apply, rules
 
@@ -96,6 +96,7 @@ def translate(argv: Sequence[str], environ: Mapping[str, str], *, python: str = 
         max_model_len=draft.max_model_len,
         api_keys=draft.api_keys,
         engine_secrets_file=f"{env['VLLM_SHIM_RUN_DIR']}/{ENGINE_SECRETS_FILE}",
+        state_file=f"{env['VLLM_SHIM_RUN_DIR']}/{MIDDLEWARE_STATE_FILE}",
         max_body_bytes=env["VLLM_SHIM_MAX_BODY_BYTES"],
         vllm_version=VLLM_COMPAT_VERSION,
     )

@@ -14,7 +14,9 @@ from typing import Any, Literal, TypeVar
 
 _T = TypeVar("_T", float, str)
 
-FaultKind = Literal["", "crash_on_load", "never_healthy", "hang_mid_stream", "garbage", "crash_after"]
+FaultKind = Literal[
+    "", "crash_on_load", "never_healthy", "hang_mid_stream", "split_error_mid_stream", "garbage", "crash_after"
+]
 _FAULT_KINDS: tuple[str, ...] = typing.get_args(FaultKind)
 
 
@@ -50,7 +52,8 @@ class Settings:
     fault: str = _knob(
         "VLLM_SHIM_SIM_FAULT",
         "",
-        "Fault injection: `crash_on_load`, `never_healthy`, `hang_mid_stream`, `garbage` or `crash_after:N`.",
+        "Fault injection: `crash_on_load`, `never_healthy`, `hang_mid_stream`, `split_error_mid_stream`, "
+        "`garbage` or `crash_after:N`.",
     )
 
     def __post_init__(self) -> None:

@@ -64,6 +64,8 @@ async def respond(request: Request, state: SimState, script: Script) -> Response
         chunks = stream(script, state)
         if state.fault.kind == "hang_mid_stream":
             chunks = hang_after(chunks, HANG_AFTER_CHUNKS, request)
+        elif state.fault.kind == "split_error_mid_stream":
+            chunks = split_error_after(chunks, HANG_AFTER_CHUNKS)
         return StreamingResponse(chunks, media_type="text/event-stream")
     choices = await until_disconnect(request, collect(script, state))
     if choices is None:
@@ -144,6 +146,30 @@ async def hang_after(
                 while not await request.is_disconnected():
                     await asyncio.sleep(0.5)
                 return
+
+
+# SGLang's serving_base.create_streaming_error_response: json.dumps (spaces after separators) of ErrorResponse.
+SPLIT_ERROR_EVENT = (
+    b'data: {"error": {"object": "error", "message": "The engine failed mid-stream.", "type": "BadRequestError", '
+    b'"param": null, "code": 400}}\n\n'
+)
+
+
+async def split_error_after(chunks: AsyncGenerator[bytes, None], count: int) -> AsyncGenerator[bytes, None]:
+    """Fault `split_error_mid_stream`: a few chunks, then SGLang's error event in two writes 50 ms apart (so a
+    proxy reads it in two pieces), then `[DONE]`."""
+    async with aclosing(chunks):
+        sent = 0
+        async for chunk in chunks:
+            yield chunk
+            sent += 1
+            if sent >= count:
+                break
+    half = len(b'data: {"err')
+    yield SPLIT_ERROR_EVENT[:half]
+    await asyncio.sleep(0.05)
+    yield SPLIT_ERROR_EVENT[half:]
+    yield b"data: [DONE]\n\n"
 
 
 async def until_disconnect(request: Request, work: Awaitable[_T]) -> _T | None:

@@ -29,6 +29,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from middleware.metrics.parse import Unusual, parse, split_page
+from middleware.metrics.shared_counts import FLUSH_SECONDS, CountStore
 from middleware.metrics.translate import SOURCES, StopLedger, translate, translate_families
 
 __all__ = ["MetricsBridge", "translate"]
@@ -50,6 +51,9 @@ OWN_COUNTERS = {
     "pd_room": ("vllm_shim:pd_rooms",
                 "Prefill/decode bootstrap rooms: on a prefill pod started, completed, failed, timed_out; on a decode "
                 "pod joined.", ("role", "event")),
+    "rule_failure": ("vllm_shim:rewrite_failures",
+                     "Requests refused because a rewrite rule raised (fail closed), by rule and answered status.",
+                     ("rule", "status")),
 }
 ENGINE_UP = ("vllm_shim:engine_metrics_up",
              "1 if SGLang's /metrics answered the latest scrape, so the vllm:* series on this page are current; "
@@ -67,18 +71,40 @@ class _OwnCounters(Collector):
         self._lock = threading.Lock()  # the app may count from worker threads too
         self._counts: dict[str, dict[tuple[str, ...], int]] = {key: {} for key in OWN_COUNTERS}
         self.engine_up = False
+        self.store: CountStore | None = None  # set: the other workers' counts are added (shared_counts.py)
+        self._flush_due = False
 
     def inc(self, key: str, *labels: str) -> None:
         with self._lock:
             counts = self._counts[key]
             counts[labels] = counts.get(labels, 0) + 1
+        if self.store is not None and not self._flush_due:
+            self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # counted from a worker thread: the next count on the loop flushes it
+            return
+        self._flush_due = True
+        loop.call_later(FLUSH_SECONDS, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        if self.store is not None:
+            with self._lock:
+                snapshot = {key: dict(series) for key, series in self._counts.items()}
+            self.store.publish(snapshot)
 
     def collect(self) -> Iterator[Metric]:
+        others = self.store.others() if self.store is not None else {}
         for key, (name, doc, label_names) in OWN_COUNTERS.items():
             family = CounterMetricFamily(name, doc, labels=label_names)
             with self._lock:
-                items = sorted(self._counts[key].items())
-            for labels, value in items:
+                merged = dict(self._counts[key])
+            for labels, value in others.get(key, {}).items():
+                merged[labels] = merged.get(labels, 0) + value
+            for labels, value in sorted(merged.items()):
                 family.add_metric(labels, value)
             yield family
         yield GaugeMetricFamily(*ENGINE_UP, value=1 if self.engine_up else 0)
@@ -213,6 +239,10 @@ class MetricsBridge:
                            "for up to %.0f s", kind, exc, self._stale_seconds)
         self._healthy = False
 
+    def share_counts(self, directory: str) -> None:
+        """Publish this worker's vllm_shim:* counts there and add the other workers' to every page."""
+        self._own.store = CountStore(directory)
+
     def count_request(self, route: str, status: int) -> None:
         self._own.inc("request", route, str(status))
 
@@ -227,3 +257,5 @@ class MetricsBridge:
 
     def count_pd_room(self, role: str, event: str) -> None:
         self._own.inc("pd_room", role, event)
+    def count_rule_failure(self, rule: str, status: int) -> None:
+        self._own.inc("rule_failure", rule, str(status))

@@ -26,6 +26,7 @@ import orjson
 
 from middleware.errors import VllmError
 from middleware.rewrite.base import Body, RewriteContext, RuleResult, bad_request, without
+from middleware.rewrite.dump import dump
 
 LEGACY = {
     "guided_json": "json",
@@ -128,7 +129,8 @@ def _json(value: Any, *, chat: bool) -> dict[str, Any] | VllmError:
     if not isinstance(schema, dict):
         return _invalid("json", "a JSON schema object")
     if not chat:  # completions take the schema as a string; keep the client's own text when it sent one
-        return {"json_schema": value if isinstance(value, str) else orjson.dumps(schema).decode()}
+        # dump, not orjson.dumps: a schema deeper than orjson's 254 levels must still reach the engine
+        return {"json_schema": value if isinstance(value, str) else dump(schema).decode()}
     return {"response_format": {"type": "json_schema", "json_schema": {"name": SCHEMA_NAME, "schema": schema}}}
 
 

@@ -19,6 +19,7 @@ from middleware.errors import VllmError
 from middleware.rewrite import guided, messages, sampling
 from middleware.rewrite.base import RewriteContext, RewriteRule, context_for, regex_prefilter
 from middleware.rewrite.dump import dump
+from middleware.rewrite.failure import rule_failure
 from middleware.rewrite.model import model, model_prefilter
 from middleware.rewrite.sampling import describe_nulls, null_defaults
 
@@ -33,6 +34,8 @@ class RewriteResult:
     changed: bool  # False => forward the original bytes untouched
     rules: tuple[str, ...]  # rules that changed something, in order; on error, the rule that rejected
     error: VllmError | None  # the 4xx vLLM itself would answer; `body` is then irrelevant
+    # Set when a rule raised: `error` is then the 400/500 `failure.rule_failure` chose, `rules` names the rule.
+    failure: BaseException | None = None
 
 
 MODEL = RewriteRule(
@@ -57,7 +60,8 @@ RESPONSES_LOGPROBS = RewriteRule(
 )
 REPETITION_PENALTY = RewriteRule(
     "repetition_penalty", sampling.repetition_penalty, "`repetition_penalty` <= 0 or > 2",
-    "<= 0: vLLM's 400; > 2: a 400 naming SGLang's (0, 2] limit (no silent clamp)", (b"repetition_penalty",),
+    "<= 0: vLLM's 400; > 2: clamped to SGLang's limit 2.0, logged and counted (SGLang refuses > 2)",
+    (b"repetition_penalty",),
 )  # fmt: skip
 GENERATION_PROMPT = RewriteRule(
     "generation_prompt", messages.generation_prompt,
@@ -102,6 +106,9 @@ TOP_K = RewriteRule(
     "top_k", sampling.top_k, "`top_k: 0` (disabled)", "`top_k: -1` (SGLang rejects 0)",
     prefilter=regex_prefilter(rb'"top_k"\s*:\s*-?0(?![0-9])'),
 )  # fmt: skip
+N_CHOICES = RewriteRule(
+    "n", sampling.n_choices, "`n` < 1", "vLLM's 400 `n must be at least 1, got N.`", (b'"n"',),
+)  # fmt: skip
 TRUNCATE = RewriteRule(
     "truncate_prompt_tokens", sampling.truncate_prompt_tokens, "`truncate_prompt_tokens`",
     "dropped: SGLang has only the server-wide `--allow-auto-truncate`", (b"truncate_prompt_tokens",),
@@ -133,6 +140,13 @@ RERANK_TOP_N = RewriteRule(
 )  # fmt: skip
 
 
+# Rules whose change alters what the engine computes (not just its spelling): the app logs a note for each
+# request they change, besides counting it in vllm_shim:rewrites_total{rule}.
+NOTES: Mapping[str, str] = MappingProxyType({
+    "repetition_penalty": "repetition_penalty above SGLang's limit clamped to 2.0",
+})
+
+
 def _nulls(fields: tuple[str, ...]) -> RewriteRule:
     return RewriteRule(
         "null_defaults", null_defaults(fields), f"`null` for {describe_nulls(fields)}",
@@ -142,12 +156,13 @@ def _nulls(fields: tuple[str, ...]) -> RewriteRule:
 
 _CHAT = (
     STREAM_OPTIONS, CHAT_LOGPROBS, GENERATION_PROMPT, GUIDED_LEGACY, STRUCTURED_CHAT, MODEL, REPETITION_PENALTY,
-    REQUEST_ID, STOP_STR, TOP_K, TRUNCATE, _nulls(sampling.NULLABLE_CHAT), USER_CONTENT_NULL, CONTENT_PARTS,
+    REQUEST_ID, STOP_STR, TOP_K, N_CHOICES, TRUNCATE, _nulls(sampling.NULLABLE_CHAT), USER_CONTENT_NULL,
+    CONTENT_PARTS,
     ASSISTANT_REASONING, TOOL_SCHEMAS,
 )  # fmt: skip
 _COMPLETION = (
     STREAM_OPTIONS, COMPLETION_LOGPROBS, GUIDED_LEGACY, STRUCTURED_COMPLETION, MODEL, REPETITION_PENALTY,
-    REQUEST_ID, STOP_STR, TOP_K, TRUNCATE, _nulls(sampling.NULLABLE_COMPLETION),
+    REQUEST_ID, STOP_STR, TOP_K, N_CHOICES, TRUNCATE, _nulls(sampling.NULLABLE_COMPLETION),
 )  # fmt: skip
 _RERANK = (MODEL, RERANK_TOP_N, TRUNCATE)
 
@@ -165,6 +180,11 @@ ROUTE_RULES: Mapping[str, tuple[RewriteRule, ...]] = MappingProxyType({
     "/detokenize": (MODEL,),
     "/v1/rerank": _RERANK,
     "/rerank": _RERANK,
+    # Routes that name a model and need nothing else: vLLM's unknown-model 404 (and alias/adapter names).
+    "/v1/score": (MODEL,),
+    "/v1/classify": (MODEL,),
+    "/v1/messages": (MODEL,),
+    "/v1/messages/count_tokens": (MODEL,),
 })  # fmt: skip
 
 
@@ -172,6 +192,9 @@ def rewrite(
     route: str, body: dict[str, Any], config: MiddlewareConfig | RewriteContext, lora_names: Collection[str] = ()
 ) -> RewriteResult:
     """Translate one parsed request body for `route`. Never raises; unknown routes and non-object bodies pass.
+
+    Fails closed: a rule that raises ends the rewrite with an error answer (`failure.py`), never a body
+    forwarded without that rule's change.
 
     `config` may be a prebuilt `RewriteContext` (cheapest); `lora_names` adds adapters loaded at runtime.
     """
@@ -184,8 +207,8 @@ def rewrite(
     for rule in rules:
         try:
             out = rule.apply(current, ctx)
-        except Exception:  # a rule bug must not turn a forwardable request into a 500; tests call rules bare
-            continue
+        except Exception as exc:  # answered and logged by the caller, never skipped
+            return RewriteResult(body, False, (rule.name,), rule_failure(rule.name, exc), exc)
         if out is None:
             continue
         if isinstance(out, VllmError):

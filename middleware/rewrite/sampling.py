@@ -105,19 +105,16 @@ def responses_logprobs(body: Body, ctx: RewriteContext) -> RuleResult:
 
 
 def repetition_penalty(body: Body, ctx: RewriteContext) -> RuleResult:
-    """Values in (0, 2] pass. <= 0 gets vLLM's own 400. Above 2 vLLM would sample, SGLang cannot: clamping
-    would silently change the output distribution, so the client gets a 400 that names the limit."""
+    """Values in (0, 2] pass. <= 0 gets vLLM's own 400. Above 2 vLLM samples and SGLang refuses (its
+    SamplingParams.verify): the request must work as on vLLM, so the value is clamped to SGLang's 2.0 (the
+    strongest penalty it has), which the app logs and counts (`vllm_shim:rewrites_total{rule=...}`)."""
     value = body.get("repetition_penalty")
     if not is_number(value):
         return None
     if value <= 0:
         return bad_request(f"repetition_penalty must be greater than zero, got {float(value)}.")
     if value > SGLANG_MAX_REPETITION_PENALTY:
-        message = (
-            f"repetition_penalty must be in (0, {SGLANG_MAX_REPETITION_PENALTY}] on this server "
-            f"(the SGLang engine's limit), got {float(value)}."
-        )
-        return bad_request(message, "repetition_penalty")
+        return {**body, "repetition_penalty": SGLANG_MAX_REPETITION_PENALTY}
     return None
 
 
@@ -166,3 +163,11 @@ NULLABLE_COMPLETION = (
     "min_p", "repetition_penalty", "skip_special_tokens", "return_token_ids",
 )  # fmt: skip
 NULLABLE_RESPONSES = ("frequency_penalty", "presence_penalty")
+
+
+def n_choices(body: Body, ctx: RewriteContext) -> RuleResult:
+    """vLLM's SamplingParams._verify_args: `n` below 1 is a 400 (ValueError) before anything runs."""
+    value = body.get("n")
+    if is_number(value) and isinstance(value, int) and value < 1:
+        return bad_request(f"n must be at least 1, got {value}.")
+    return None

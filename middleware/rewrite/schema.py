@@ -9,7 +9,6 @@ and only the ancestors of repaired nodes are copied. The input is never mutated.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import orjson
@@ -33,7 +32,9 @@ Slot = tuple[str, Any]  # (keyword, None | property name | list index)
 _CACHE: dict[bytes, bytes | None] = {}  # schema bytes -> None (clean) | repaired schema bytes
 _CACHE_ENTRIES = 512
 _MISS = b""  # never a stored value: stored values are None or a non-empty JSON text
-_CACHE_MAX_BYTES = 32 * 1024
+_CACHE_MAX_BYTES = 32 * 1024  # per entry (key); larger schemas are not cached
+_CACHE_TOTAL_BYTES = 4 * 1024 * 1024  # keys + stored values, all entries: the bound in bytes
+_cache_bytes = 0
 
 
 def repair_parameters(params: Any) -> Any:
@@ -55,11 +56,25 @@ def _cached_repair(params: dict[str, Any]) -> Any:
         return params if hit is None else orjson.loads(hit)
     fixed = repair_schema(params)
     if len(key) <= _CACHE_MAX_BYTES:
-        if len(_CACHE) >= _CACHE_ENTRIES:
-            with contextlib.suppress(StopIteration, RuntimeError, KeyError):  # a concurrent caller evicted too
-                del _CACHE[next(iter(_CACHE))]  # the oldest entry
-        _CACHE[key] = None if fixed is params else orjson.dumps(fixed)
+        _remember(key, None if fixed is params else orjson.dumps(fixed))
     return fixed
+
+
+def _remember(key: bytes, value: bytes | None) -> None:
+    """Store one verdict, evicting the oldest entries past the entry or byte bound."""
+    global _cache_bytes
+    size = len(key) + len(value or b"")
+    if size > _CACHE_MAX_BYTES * 2:
+        return
+    while _CACHE and (len(_CACHE) >= _CACHE_ENTRIES or _cache_bytes + size > _CACHE_TOTAL_BYTES):
+        try:  # a concurrent caller (a rewrite in a worker thread) may evict the same entry
+            old_key = next(iter(_CACHE))
+            old = _CACHE.pop(old_key)
+        except (StopIteration, RuntimeError, KeyError):
+            continue
+        _cache_bytes -= len(old_key) + len(old or b"")
+    _CACHE[key] = value
+    _cache_bytes += size
 
 
 def repair_tools(tools: Any) -> Any:

@@ -42,11 +42,24 @@ _ID = re.compile(r"^[^#]*#?$")
 _ANCHOR = re.compile(r"^[A-Za-z_][-A-Za-z0-9._]*$")
 
 
-@functools.lru_cache(maxsize=4096)
+# Client strings are cached only when short, so the caches stay under ~4096 x 1 KB whatever clients send.
+CACHED_STRING_CHARS = 1024
+# A client `pattern` longer than this counts as one that does not compile (the keyword is dropped, which only
+# loosens the schema): re.compile is pure Python, ~2-5 ms per KB of pattern. Large bodies are rewritten off
+# the event loop anyway (inbound.OFFLOAD_BYTES), so many patterns cannot stall it either.
+MAX_PATTERN_CHARS = 4 * 1024
+
+
 def normalize_type(raw: str) -> str | None:
     """The standard type SGLang maps `raw` to, or None when SGLang would reject it ("any", typos)."""
     if raw in STANDARD_TYPES:
         return raw
+    if len(raw) > CACHED_STRING_CHARS:
+        return _normalize_type(raw)
+    return _normalize_type_cached(raw)
+
+
+def _normalize_type(raw: str) -> str | None:
     base = raw.split("(", 1)[0].strip().lower()
     if base in STANDARD_TYPES:
         return base
@@ -59,14 +72,25 @@ def normalize_type(raw: str) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=4096)
+_normalize_type_cached = functools.lru_cache(maxsize=4096)(_normalize_type)
+
+
 def compiles(pattern: str) -> bool:
     """jsonschema's `regex` format check is `re.compile`; JS-only syntax (`\\p{L}`, `(?<n>)`) fails it."""
+    if len(pattern) > MAX_PATTERN_CHARS:
+        return False
+    return _compiles(pattern) if len(pattern) > CACHED_STRING_CHARS else _compiles_cached(pattern)
+
+
+def _compiles(pattern: str) -> bool:
     try:
         re.compile(pattern)
     except (re.error, RecursionError, OverflowError):
         return False
     return True
+
+
+_compiles_cached = functools.lru_cache(maxsize=4096)(_compiles)
 
 
 def as_schema(value: Any) -> Any:

@@ -79,7 +79,9 @@ def drain(pidfile: str | None, seconds: float, log: BinaryIO) -> None:
         with open(pidfile) as handle:
             pid = int(handle.read().split()[0])
         os.kill(pid, signal.SIGUSR1)
-    except (OSError, ValueError, IndexError):
+    except (OSError, ValueError, IndexError) as exc:  # no haproxy to drain: say so, then stop the engine
+        log.write(f"runner: not draining: haproxy pid from {pidfile}: {exc!r}\n".encode())
+        log.flush()
         return
     log.write(f"runner: draining: haproxy soft-stopped, waiting up to {seconds:g}s for in-flight requests\n".encode())
     log.flush()

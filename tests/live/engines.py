@@ -46,6 +46,12 @@ def engine_environ(engine: str) -> dict[str, str]:
     return {"VLLM_SHIM_ENGINE": "sglang", "VLLM_SHIM_ENGINE_COMMAND": command}
 
 
-def engine_params() -> list[object]:
-    """pytest params: one module-scoped stack per engine, with the engine's name in each test id."""
-    return [pytest.param(engine, id=engine) for engine in live_engines()]
+def engine_params(workers: tuple[tuple[int, ...], tuple[int, ...]] | None = None) -> list[object]:
+    """pytest params: one module-scoped stack per engine, with the engine's name in each test id. With
+    `workers` (middleware worker counts for the simulator and for real SGLang), one per (engine, count) and the
+    param is that pair."""
+    if workers is None:
+        return [pytest.param(engine, id=engine) for engine in live_engines()]
+    counts = dict(zip(ALL_ENGINES, workers, strict=True))
+    return [pytest.param((engine, n), id=f"{engine}-{n}-worker{'s' if n > 1 else ''}")
+            for engine in live_engines() for n in counts[engine]]  # fmt: skip

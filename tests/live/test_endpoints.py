@@ -17,8 +17,11 @@ KEY = "sk-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
-@pytest.fixture(scope="module", params=engine_params())
+# The same suite with one middleware process and with four: no answer may depend on the worker (issue 14).
+# Real SGLang runs the four-worker case only: it covers what one worker does, and each real stack costs ~40 s.
+@pytest.fixture(scope="module", params=engine_params(workers=((1, 4), (4,))))
 def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    engine, workers = request.param
     running = start_stack(
         tmp_path_factory.mktemp("endpoints"),
         "--api-key", KEY,
@@ -27,9 +30,10 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         "--enable-sleep-mode", "--max-logprobs", "5",
         VLLM_ALLOW_RUNTIME_LORA_UPDATING="True",
         VLLM_SERVER_DEV_MODE="1",
-        **engine_environ(request.param),
+        VLLM_SHIM_MIDDLEWARE_WORKERS=str(workers),
+        **engine_environ(engine),
     )  # fmt: skip
-    running.wait_health(200, timeout=READY_TIMEOUT[request.param])
+    running.wait_health(200, timeout=READY_TIMEOUT[engine])
     yield running
     running.stop()
 

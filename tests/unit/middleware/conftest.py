@@ -88,6 +88,7 @@ class RecordingObserver:
     upstream_errors: list[str] = field(default_factory=list)
     disconnects: list[str] = field(default_factory=list)
     pd_rooms: list[tuple[str, str]] = field(default_factory=list)
+    rule_failures: list[tuple[str, int]] = field(default_factory=list)
 
     def count_request(self, route: str, status: int) -> None:
         self.requests.append((route, status))
@@ -103,6 +104,8 @@ class RecordingObserver:
 
     def count_pd_room(self, role: str, event: str) -> None:
         self.pd_rooms.append((role, event))
+    def count_rule_failure(self, rule: str, status: int) -> None:
+        self.rule_failures.append((rule, status))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -126,6 +129,7 @@ SSE_ERROR_EVENT = b'data: {"error": {"object": "error", "message": "boom\\nFile 
 class UpstreamState:
     requests: list[dict[str, Any]] = field(default_factory=list)
     disconnects: list[str] = field(default_factory=list)
+    rule_failures: list[tuple[str, int]] = field(default_factory=list)
     adapters: dict[str, str] = field(default_factory=dict)
     healthy: bool = True
 

@@ -141,6 +141,7 @@ FOCUS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "assistant_reasoning": {"messages": chat_messages},
     "tool_schemas": {"tools": st.one_of(tools, json_values), "messages": chat_messages},
     "top_n": {"top_n": _values(0, 0.0, 1, -1, "0")},
+    "n": {"n": _values(0, -1, 1, 2, 0.0, True, "0")},
 }  # fmt: skip
 
 

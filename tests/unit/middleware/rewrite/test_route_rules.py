@@ -155,9 +155,10 @@ CASES: list[tuple[str, str, dict[str, Any], Any]] = [
     ("responses-top-logprobs-over-max", RESPONSES, {"input": "x", "top_logprobs": 99}, Err(400, "", "logprobs")),
     # --- repetition_penalty, stream_options -------------------------------------------------------------
     ("repetition-ok", CHAT, chat(repetition_penalty=2), SAME),
-    ("repetition-over-sglang-limit", CHAT, chat(repetition_penalty=2.5),
-     Err(400, "repetition_penalty must be in (0, 2.0] on this server (the SGLang engine's limit), got 2.5.",
-         "repetition_penalty")),  # fmt: skip
+    ("repetition-over-sglang-limit-clamped", CHAT, chat(repetition_penalty=2.5), chat(repetition_penalty=2.0)),
+    ("n-zero-vllm-400", CHAT, chat(n=0), Err(400, "n must be at least 1, got 0.")),
+    ("n-negative-vllm-400", COMPLETIONS, completion(n=-2), Err(400, "n must be at least 1, got -2.")),
+    ("n-two-ok", CHAT, chat(n=2), SAME),
     ("repetition-zero-vllm-400", COMPLETIONS, completion(repetition_penalty=0),
      Err(400, "repetition_penalty must be greater than zero, got 0.0.")),  # fmt: skip
     ("stream-options-without-stream", CHAT, chat(stream_options={"include_usage": True}),
