@@ -237,3 +237,27 @@ def test_n_below_one_is_vllms_400(stack: Stack) -> None:
     body = {"model": "test-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "n": 0}
     reply = _post(stack, "/v1/chat/completions", body)
     assert reply.status_code == 400 and reply.json()["error"]["message"] == "n must be at least 1, got 0."
+
+
+@pytest.mark.parametrize(
+    ("path", "fields", "message"),
+    [
+        ("/v1/chat/completions", {"temperature": 0, "n": 2}, "n must be 1 when using greedy sampling, got 2."),
+        ("/v1/chat/completions", {"tool_choice": "required"}, "When using `tool_choice`, `tools` must be set."),
+        ("/v1/completions", {"max_tokens": 0}, "max_tokens must be at least 1, got 0. (parameter=max_tokens, value=0)"),
+        ("/v1/completions", {"stop": [""]}, "stop cannot contain an empty string."),
+    ],
+)
+def test_values_vllm_rejects_get_vllms_400(stack: Stack, path: str, fields: dict[str, Any], message: str) -> None:
+    """SGLang would answer these (identical greedy choices, no tool call, no output): vLLM refuses them."""
+    base: dict[str, Any] = {"model": "test-model", "max_tokens": 2}
+    if path == "/v1/completions":
+        base["prompt"] = "hi"
+    else:
+        base["messages"] = [{"role": "user", "content": "hi"}]
+    reply = _post(stack, path, {**base, **fields})
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"]["message"] == message
+    valid = {"n": 1, "tool_choice": "none", "stop": ["x"], "max_tokens": 2}
+    accepted = _post(stack, path, {**base, **fields, **{k: valid[k] for k in fields if k in valid}})
+    assert accepted.status_code == 200, accepted.text
