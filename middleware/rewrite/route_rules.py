@@ -16,7 +16,7 @@ from typing import Any
 
 from middleware.config import MiddlewareConfig
 from middleware.errors import VllmError
-from middleware.rewrite import guided, messages, sampling, sampling_checks
+from middleware.rewrite import guided, messages, sampling, sampling_checks, schema_limits
 from middleware.rewrite.base import RewriteContext, RewriteRule, context_for, regex_prefilter
 from middleware.rewrite.dump import dump
 from middleware.rewrite.failure import rule_failure
@@ -128,6 +128,14 @@ TOOL_CHOICE = RewriteRule(
     "vLLM's 400: When using `tool_choice`, `tools` must be set. (SGLang ignores the choice)",
     (b'"tool_choice"',),
 )  # fmt: skip
+SCHEMA_LIMITS = RewriteRule(
+    "schema_limits", schema_limits.structured_schema_limits,
+    "a `response_format` / `structured_outputs` JSON schema with keywords SGLang's xgrammar refuses (`if`/`then`/"
+    "`else`, `not`, `contains`, `multipleOf`, `uniqueItems`, `dependent*`, unknown string `format`s, `format`/"
+    "`pattern`/lengths together)",
+    "the schema without them (looser output, never refused; `pattern` kept over `format` over lengths), logged "
+    "with each JSON pointer", schema_limits.SCHEMA_TRIGGERS,
+)  # fmt: skip
 TRUNCATE = RewriteRule(
     "truncate_prompt_tokens", sampling.truncate_prompt_tokens, "`truncate_prompt_tokens`",
     "dropped: SGLang has only the server-wide `--allow-auto-truncate`", (b"truncate_prompt_tokens",),
@@ -176,11 +184,12 @@ def _nulls(fields: tuple[str, ...]) -> RewriteRule:
 _CHAT = (
     STREAM_OPTIONS, CHAT_LOGPROBS, GENERATION_PROMPT, GUIDED_LEGACY, STRUCTURED_CHAT, MODEL, REPETITION_PENALTY,
     REQUEST_ID, STOP_STR, TOP_K, N_CHOICES, CHAT_RANGES, TOOL_CHOICE, TRUNCATE, _nulls(sampling.NULLABLE_CHAT),
-    USER_CONTENT_NULL, CONTENT_PARTS, ASSISTANT_REASONING, TOOL_SCHEMAS,
+    USER_CONTENT_NULL, CONTENT_PARTS, ASSISTANT_REASONING, TOOL_SCHEMAS, SCHEMA_LIMITS,
 )  # fmt: skip
 _COMPLETION = (
     STREAM_OPTIONS, COMPLETION_LOGPROBS, GUIDED_LEGACY, STRUCTURED_COMPLETION, MODEL, REPETITION_PENALTY,
     REQUEST_ID, STOP_STR, TOP_K, N_CHOICES, COMPLETION_RANGES, TRUNCATE, _nulls(sampling.NULLABLE_COMPLETION),
+    SCHEMA_LIMITS,
 )  # fmt: skip
 _RERANK = (MODEL, RERANK_TOP_N, TRUNCATE)
 

@@ -155,6 +155,15 @@ FOCUS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
         "stop": _values("", "x", ["a", ""], [], ["]", ""]),
         "n": _values(1, 2, 0),
     },
+    "schema_limits": {
+        "response_format": _values(
+            {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "integer", "multipleOf": 2}}},
+            {"type": "json_schema", "json_schema": {"schema": {"type": "string", "format": "x", "pattern": "a"}}},
+            {"type": "json_schema", "json_schema": {"schema": {"type": "object"}}}, {"type": "json_object"},
+        ),
+        "json_schema": _values('{"type": "array", "uniqueItems": true}', '{"if": {}}', '{"type": "string"}', "{"),
+        "structured_outputs": _values({"json": {"not": {}}}, {"json": {"type": "string", "minLength": 1}}),
+    },
     "tool_choice": {"tool_choice": _values("none", "auto", "required", None, {"type": "function"}), "tools": tools},
 }  # fmt: skip
 
