@@ -261,3 +261,16 @@ def test_values_vllm_rejects_get_vllms_400(stack: Stack, path: str, fields: dict
     valid = {"n": 1, "tool_choice": "none", "stop": ["x"], "max_tokens": 2}
     accepted = _post(stack, path, {**base, **fields, **{k: valid[k] for k in fields if k in valid}})
     assert accepted.status_code == 200, accepted.text
+
+
+def test_schema_sglang_refuses_is_loosened_logged_and_counted(stack: Stack) -> None:
+    """Before: `multipleOf` (vLLM enforces it) made SGLang's xgrammar check refuse the whole request with a 400."""
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "multipleOf": 7}}, "required": ["n"]}
+    body = {"model": "test-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 20,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "n", "schema": schema}}}  # fmt: skip
+    reply = _post(stack, "/v1/chat/completions", body)
+    assert reply.status_code == 200, reply.text
+    assert isinstance(json.loads(reply.json()["choices"][0]["message"]["content"])["n"], int)
+    pages = [_get(stack, "/metrics").text for _ in range(ROUNDS)]
+    assert any('vllm_shim:rewrites_total{rule="schema_limits"}' in page for page in pages)
+    assert "#/properties/n: dropped multipleOf" in stack.log()
