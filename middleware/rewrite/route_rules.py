@@ -16,7 +16,7 @@ from typing import Any
 
 from middleware.config import MiddlewareConfig
 from middleware.errors import VllmError
-from middleware.rewrite import guided, messages, sampling, sampling_checks, schema_limits
+from middleware.rewrite import guided, messages, sampling, sampling_checks, schema_limits, score
 from middleware.rewrite.base import RewriteContext, RewriteRule, context_for, regex_prefilter
 from middleware.rewrite.dump import dump
 from middleware.rewrite.failure import rule_failure
@@ -136,6 +136,11 @@ SCHEMA_LIMITS = RewriteRule(
     "the schema without them (looser output, never refused; `pattern` kept over `format` over lengths), logged "
     "with each JSON pointer", schema_limits.SCHEMA_TRIGGERS,
 )  # fmt: skip
+SCORE_REQUEST = RewriteRule(
+    "score_request", score.score_request, "vLLM's score body: `text_1`/`text_2` (or `queries`/`documents`)",
+    "SGLang's rerank body `{query, documents}` (sent to `/v1/rerank`); several queries: vLLM-shaped 400 naming "
+    "why; the answer becomes vLLM's ScoreResponse", prefilter=lambda raw, ctx: True,
+)  # fmt: skip
 TRUNCATE = RewriteRule(
     "truncate_prompt_tokens", sampling.truncate_prompt_tokens, "`truncate_prompt_tokens`",
     "dropped: SGLang has only the server-wide `--allow-auto-truncate`", (b"truncate_prompt_tokens",),
@@ -208,7 +213,7 @@ ROUTE_RULES: Mapping[str, tuple[RewriteRule, ...]] = MappingProxyType({
     "/v1/rerank": _RERANK,
     "/rerank": _RERANK,
     # Routes that name a model and need nothing else: vLLM's unknown-model 404 (and alias/adapter names).
-    "/v1/score": (MODEL,),
+    "/v1/score": (MODEL, SCORE_REQUEST),  # rules for /score and /v1/score; the engine path is /v1/rerank
     "/v1/classify": (MODEL,),
     "/v1/messages": (MODEL,),
     "/v1/messages/count_tokens": (MODEL,),

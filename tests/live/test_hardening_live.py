@@ -274,3 +274,19 @@ def test_schema_sglang_refuses_is_loosened_logged_and_counted(stack: Stack) -> N
     pages = [_get(stack, "/metrics").text for _ in range(ROUNDS)]
     assert any('vllm_shim:rewrites_total{rule="schema_limits"}' in page for page in pages)
     assert "#/properties/n: dropped multipleOf" in stack.log()
+
+
+@pytest.mark.parametrize("path", ["/v1/score", "/score"])
+def test_vllm_score_request_is_answered_by_sglangs_rerank(stack: Stack, path: str) -> None:
+    """Before: vLLM's {text_1, text_2} went to SGLang's label-token scoring API, a different computation."""
+    documents = ["the cat sat", "stock prices fell", "a cat on a mat"]
+    reply = _post(stack, path, {"model": "test-model", "text_1": "cat", "text_2": documents})
+    assert reply.status_code == 200, reply.text
+    score = reply.json()
+    assert score["object"] == "list" and score["id"].startswith("score-") and score["model"] == "test-model"
+    assert [d["index"] for d in score["data"]] == [0, 1, 2] and {d["object"] for d in score["data"]} == {"score"}
+    rerank = _post(stack, "/v1/rerank", {"model": "test-model", "query": "cat", "documents": documents}).json()
+    by_index = {r["index"]: r["relevance_score"] for r in rerank["results"]}
+    assert [d["score"] for d in score["data"]] == [by_index[i] for i in range(3)]
+    several = _post(stack, path, {"model": "test-model", "text_1": ["a", "b"], "text_2": ["c", "d"]})
+    assert several.status_code == 400 and "pairwise is not supported" in several.json()["error"]["message"]

@@ -164,6 +164,7 @@ FOCUS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
         "json_schema": _values('{"type": "array", "uniqueItems": true}', '{"if": {}}', '{"type": "string"}', "{"),
         "structured_outputs": _values({"json": {"not": {}}}, {"json": {"type": "string", "minLength": 1}}),
     },
+    "score_request": {"text_1": _values("q", ["q"], ["a", "b"], [], 1), "text_2": _values("d", ["d", "e"], [{}])},
     "tool_choice": {"tool_choice": _values("none", "auto", "required", None, {"type": "function"}), "tools": tools},
 }  # fmt: skip
 
