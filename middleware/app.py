@@ -29,6 +29,7 @@ from middleware.observer import Observer
 from middleware.pd import ROUTES as PD_ROUTES
 from middleware.pd import PrefillRooms, pd_route
 from middleware.rewrite import route_rules
+from middleware.score import score_route
 from middleware.shared_state import SharedState
 
 log = logging.getLogger("middleware")
@@ -64,8 +65,8 @@ def route_table(ctx: AppContext) -> tuple[dict[str, Route], tuple[tuple[str, Rou
         ("/v1/embeddings", POST, json_route(ctx, load=True)),
         ("/v1/messages", POST, json_route(ctx, load=True)),
         ("/v1/messages/count_tokens", POST, json_route(ctx)),
-        ("/v1/score", POST, json_route(ctx, load=True)),
-        ("/score", POST, json_route(ctx, upstream="/v1/score", load=True)),
+        ("/v1/score", POST, score_route(ctx)),  # vLLM's score API, answered by SGLang's rerank (score.py)
+        ("/score", POST, score_route(ctx)),
         ("/classify", POST, json_route(ctx, upstream="/v1/classify", load=True)),
         ("/invocations", POST, invocations_route(ctx)),
         # Same request, answer reshaped to vLLM's.

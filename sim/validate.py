@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sim.errors import SimError
+from sim.grammar import json_grammar_error
 from sim.protocol import (
     TOOL_BEARING_ROLES,
     ChatCompletionRequest,
@@ -83,7 +84,9 @@ def _json_schema_format(req: ChatCompletionRequest, cfg: SimConfig) -> str | Non
     if not isinstance(rf, ResponseFormat) or rf.type != "json_schema":
         return None
     has_schema = rf.json_schema is not None and rf.json_schema.schema_ is not None
-    return None if has_schema else "schema_ is required for json_schema response format request."
+    if not has_schema:
+        return "schema_ is required for json_schema response format request."
+    return json_grammar_error(rf.json_schema.schema_ if rf.json_schema else None)
 
 
 def _media_error(req: ChatCompletionRequest, cfg: SimConfig) -> str | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from middleware.config import MiddlewareConfig
 from middleware.errors import VllmError
-from middleware.rewrite import guided, messages, sampling
+from middleware.rewrite import guided, messages, sampling, sampling_checks, schema_limits, score
 from middleware.rewrite.base import RewriteContext, RewriteRule, context_for, regex_prefilter
 from middleware.rewrite.dump import dump
 from middleware.rewrite.failure import rule_failure
@@ -109,6 +109,38 @@ TOP_K = RewriteRule(
 N_CHOICES = RewriteRule(
     "n", sampling.n_choices, "`n` < 1", "vLLM's 400 `n must be at least 1, got N.`", (b'"n"',),
 )  # fmt: skip
+_RANGES_VLLM = (
+    "`presence_penalty`/`frequency_penalty` outside [-2, 2], `temperature` < 0 or not finite, `top_p` outside "
+    "(0, 1], `top_k` < -1, `min_p` outside [0, 1], `max_tokens` < 1, `min_tokens` < 0 or > `max_tokens`, an empty "
+    "`stop` string, `n` > 1 with `temperature` < 1e-5"
+)
+_RANGES_SGLANG = "vLLM's 400 with its `SamplingParams` message (SGLang accepts some of these, words others its own way)"
+CHAT_RANGES = RewriteRule(
+    "sampling_ranges", sampling_checks.chat_ranges, _RANGES_VLLM, _RANGES_SGLANG,
+    prefilter=regex_prefilter(sampling_checks.SAMPLING_PREFILTER),
+)  # fmt: skip
+COMPLETION_RANGES = RewriteRule(
+    "sampling_ranges", sampling_checks.completion_ranges, _RANGES_VLLM, _RANGES_SGLANG,
+    prefilter=regex_prefilter(sampling_checks.SAMPLING_PREFILTER),
+)  # fmt: skip
+TOOL_CHOICE = RewriteRule(
+    "tool_choice", sampling_checks.tool_choice_needs_tools, "`tool_choice` other than `none` without `tools`",
+    "vLLM's 400: When using `tool_choice`, `tools` must be set. (SGLang ignores the choice)",
+    (b'"tool_choice"',),
+)  # fmt: skip
+SCHEMA_LIMITS = RewriteRule(
+    "schema_limits", schema_limits.structured_schema_limits,
+    "a `response_format` / `structured_outputs` JSON schema with keywords SGLang's xgrammar refuses (`if`/`then`/"
+    "`else`, `not`, `contains`, `multipleOf`, `uniqueItems`, `dependent*`, unknown string `format`s, `format`/"
+    "`pattern`/lengths together)",
+    "the schema without them (looser output, never refused; `pattern` kept over `format` over lengths), logged "
+    "with each JSON pointer", schema_limits.SCHEMA_TRIGGERS,
+)  # fmt: skip
+SCORE_REQUEST = RewriteRule(
+    "score_request", score.score_request, "vLLM's score body: `text_1`/`text_2` (or `queries`/`documents`)",
+    "SGLang's rerank body `{query, documents}` (sent to `/v1/rerank`); several queries: vLLM-shaped 400 naming "
+    "why; the answer becomes vLLM's ScoreResponse", prefilter=lambda raw, ctx: True,
+)  # fmt: skip
 TRUNCATE = RewriteRule(
     "truncate_prompt_tokens", sampling.truncate_prompt_tokens, "`truncate_prompt_tokens`",
     "dropped: SGLang has only the server-wide `--allow-auto-truncate`", (b"truncate_prompt_tokens",),
@@ -156,13 +188,13 @@ def _nulls(fields: tuple[str, ...]) -> RewriteRule:
 
 _CHAT = (
     STREAM_OPTIONS, CHAT_LOGPROBS, GENERATION_PROMPT, GUIDED_LEGACY, STRUCTURED_CHAT, MODEL, REPETITION_PENALTY,
-    REQUEST_ID, STOP_STR, TOP_K, N_CHOICES, TRUNCATE, _nulls(sampling.NULLABLE_CHAT), USER_CONTENT_NULL,
-    CONTENT_PARTS,
-    ASSISTANT_REASONING, TOOL_SCHEMAS,
+    REQUEST_ID, STOP_STR, TOP_K, N_CHOICES, CHAT_RANGES, TOOL_CHOICE, TRUNCATE, _nulls(sampling.NULLABLE_CHAT),
+    USER_CONTENT_NULL, CONTENT_PARTS, ASSISTANT_REASONING, TOOL_SCHEMAS, SCHEMA_LIMITS,
 )  # fmt: skip
 _COMPLETION = (
     STREAM_OPTIONS, COMPLETION_LOGPROBS, GUIDED_LEGACY, STRUCTURED_COMPLETION, MODEL, REPETITION_PENALTY,
-    REQUEST_ID, STOP_STR, TOP_K, N_CHOICES, TRUNCATE, _nulls(sampling.NULLABLE_COMPLETION),
+    REQUEST_ID, STOP_STR, TOP_K, N_CHOICES, COMPLETION_RANGES, TRUNCATE, _nulls(sampling.NULLABLE_COMPLETION),
+    SCHEMA_LIMITS,
 )  # fmt: skip
 _RERANK = (MODEL, RERANK_TOP_N, TRUNCATE)
 
@@ -181,7 +213,7 @@ ROUTE_RULES: Mapping[str, tuple[RewriteRule, ...]] = MappingProxyType({
     "/v1/rerank": _RERANK,
     "/rerank": _RERANK,
     # Routes that name a model and need nothing else: vLLM's unknown-model 404 (and alias/adapter names).
-    "/v1/score": (MODEL,),
+    "/v1/score": (MODEL, SCORE_REQUEST),  # rules for /score and /v1/score; the engine path is /v1/rerank
     "/v1/classify": (MODEL,),
     "/v1/messages": (MODEL,),
     "/v1/messages/count_tokens": (MODEL,),

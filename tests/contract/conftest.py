@@ -139,6 +139,10 @@ class SGLangOracle:
         """`/v1/completions` validation as SGLang does it. → {"ok", "status", "error", "stage"}"""
         return self.call({"op": "validate_completion", "body": body, **options})
 
+    def validate_json_schema(self, schema: Any) -> dict[str, Any]:
+        """SGLang's xgrammar-backend check of a structured-output schema. → {"ok", "error"}"""
+        return self.call({"op": "validate_json_schema", "schema": schema})
+
     def validate(self, route: str, body: Any, **options: Any) -> dict[str, Any]:
         if route == "/v1/chat/completions":
             return self.validate_chat(body, **options)

@@ -9,6 +9,7 @@ per line:
             {"op": "options"}                               (every option string of the parser)
             {"op": "validate_chat", "body": {...}}          (optional: "context_length", "vocab_size")
             {"op": "validate_completion", "body": {...}}    (same options)
+            {"op": "validate_json_schema", "schema": {...}}  (the xgrammar backend's schema check)
             {"op": "version"}
     stdout: first a {"ready": true, ...} line once sglang is imported, then one answer line per request.
 
@@ -380,6 +381,16 @@ class Oracle:
         except ValueError as exc:
             return self._reject("sampling_params", str(exc))
         return {"ok": True, "status": 200, "error": None, "stage": None}
+
+    def op_validate_json_schema(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The xgrammar backend's pre-compile check of a structured-output schema (the default backend's)."""
+        from sglang.srt.constrained.json_schema_validation import validate_xgrammar_json_schema
+
+        try:
+            validate_xgrammar_json_schema(request["schema"])
+        except ValueError as exc:  # UnsupportedJSONSchemaFeature
+            return {"ok": False, "error": str(exc)}
+        return {"ok": True, "error": None}
 
     def handle(self, request: Any) -> dict[str, Any]:
         if not isinstance(request, dict) or not isinstance(request.get("op"), str):

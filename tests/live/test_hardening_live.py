@@ -237,3 +237,56 @@ def test_n_below_one_is_vllms_400(stack: Stack) -> None:
     body = {"model": "test-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "n": 0}
     reply = _post(stack, "/v1/chat/completions", body)
     assert reply.status_code == 400 and reply.json()["error"]["message"] == "n must be at least 1, got 0."
+
+
+@pytest.mark.parametrize(
+    ("path", "fields", "message"),
+    [
+        ("/v1/chat/completions", {"temperature": 0, "n": 2}, "n must be 1 when using greedy sampling, got 2."),
+        ("/v1/chat/completions", {"tool_choice": "required"}, "When using `tool_choice`, `tools` must be set."),
+        ("/v1/completions", {"max_tokens": 0}, "max_tokens must be at least 1, got 0. (parameter=max_tokens, value=0)"),
+        ("/v1/completions", {"stop": [""]}, "stop cannot contain an empty string."),
+    ],
+)
+def test_values_vllm_rejects_get_vllms_400(stack: Stack, path: str, fields: dict[str, Any], message: str) -> None:
+    """SGLang would answer these (identical greedy choices, no tool call, no output): vLLM refuses them."""
+    base: dict[str, Any] = {"model": "test-model", "max_tokens": 2}
+    if path == "/v1/completions":
+        base["prompt"] = "hi"
+    else:
+        base["messages"] = [{"role": "user", "content": "hi"}]
+    reply = _post(stack, path, {**base, **fields})
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"]["message"] == message
+    valid = {"n": 1, "tool_choice": "none", "stop": ["x"], "max_tokens": 2}
+    accepted = _post(stack, path, {**base, **fields, **{k: valid[k] for k in fields if k in valid}})
+    assert accepted.status_code == 200, accepted.text
+
+
+def test_schema_sglang_refuses_is_loosened_logged_and_counted(stack: Stack) -> None:
+    """Before: `multipleOf` (vLLM enforces it) made SGLang's xgrammar check refuse the whole request with a 400."""
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "multipleOf": 7}}, "required": ["n"]}
+    body = {"model": "test-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 20,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "n", "schema": schema}}}  # fmt: skip
+    reply = _post(stack, "/v1/chat/completions", body)
+    assert reply.status_code == 200, reply.text
+    assert isinstance(json.loads(reply.json()["choices"][0]["message"]["content"])["n"], int)
+    pages = [_get(stack, "/metrics").text for _ in range(ROUNDS)]
+    assert any('vllm_shim:rewrites_total{rule="schema_limits"}' in page for page in pages)
+    assert "#/properties/n: dropped multipleOf" in stack.log()
+
+
+@pytest.mark.parametrize("path", ["/v1/score", "/score"])
+def test_vllm_score_request_is_answered_by_sglangs_rerank(stack: Stack, path: str) -> None:
+    """Before: vLLM's {text_1, text_2} went to SGLang's label-token scoring API, a different computation."""
+    documents = ["the cat sat", "stock prices fell", "a cat on a mat"]
+    reply = _post(stack, path, {"model": "test-model", "text_1": "cat", "text_2": documents})
+    assert reply.status_code == 200, reply.text
+    score = reply.json()
+    assert score["object"] == "list" and score["id"].startswith("score-") and score["model"] == "test-model"
+    assert [d["index"] for d in score["data"]] == [0, 1, 2] and {d["object"] for d in score["data"]} == {"score"}
+    rerank = _post(stack, "/v1/rerank", {"model": "test-model", "query": "cat", "documents": documents}).json()
+    by_index = {r["index"]: r["relevance_score"] for r in rerank["results"]}
+    assert [d["score"] for d in score["data"]] == [by_index[i] for i in range(3)]
+    several = _post(stack, path, {"model": "test-model", "text_1": ["a", "b"], "text_2": ["c", "d"]})
+    assert several.status_code == 400 and "pairwise is not supported" in several.json()["error"]["message"]

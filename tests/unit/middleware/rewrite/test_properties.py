@@ -142,6 +142,30 @@ FOCUS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
     "tool_schemas": {"tools": st.one_of(tools, json_values), "messages": chat_messages},
     "top_n": {"top_n": _values(0, 0.0, 1, -1, "0")},
     "n": {"n": _values(0, -1, 1, 2, 0.0, True, "0")},
+    "sampling_ranges": {
+        "presence_penalty": _values(-2, 2, 2.0001, -2.5, 10, 1e1, 1.5),
+        "frequency_penalty": _values(-3, 0, 1.99, 2.5),
+        "temperature": _values(0, 0.0, 1e-6, 0.000001, 0.00002, -0.5, 1, 0.7, float("nan"), float("inf")),
+        "top_p": _values(0, 0.0, 0.5, 1, 1.0, 1.5, -1, 5e-1),
+        "top_k": _values(-1, -2, 0, 5),
+        "min_p": _values(0, 1, 1.5, -0.1, 0.5),
+        "max_tokens": _values(0, -1, 1, 16, 1e0),
+        "max_completion_tokens": _values(0, -1, 5),
+        "min_tokens": _values(0, -1, 3, 100),
+        "stop": _values("", "x", ["a", ""], [], ["]", ""]),
+        "n": _values(1, 2, 0),
+    },
+    "schema_limits": {
+        "response_format": _values(
+            {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "integer", "multipleOf": 2}}},
+            {"type": "json_schema", "json_schema": {"schema": {"type": "string", "format": "x", "pattern": "a"}}},
+            {"type": "json_schema", "json_schema": {"schema": {"type": "object"}}}, {"type": "json_object"},
+        ),
+        "json_schema": _values('{"type": "array", "uniqueItems": true}', '{"if": {}}', '{"type": "string"}', "{"),
+        "structured_outputs": _values({"json": {"not": {}}}, {"json": {"type": "string", "minLength": 1}}),
+    },
+    "score_request": {"text_1": _values("q", ["q"], ["a", "b"], [], 1), "text_2": _values("d", ["d", "e"], [{}])},
+    "tool_choice": {"tool_choice": _values("none", "auto", "required", None, {"type": "function"}), "tools": tools},
 }  # fmt: skip
 
 
