@@ -221,15 +221,24 @@ def test_sampling_value_beyond_sglangs_range_is_clamped_logged_and_counted(stack
 
 def test_every_worker_reports_the_pods_counters(stack: Stack) -> None:
     """Before: each worker's /metrics showed only its own vllm_shim:* counts, so a scrape's answer depended on
-    the worker and Prometheus saw counters jump up and down."""
+    the worker and Prometheus saw counters jump up and down.
+
+    /is_sleeping, not /version or /health: haproxy's health checks ask those every few seconds, so their counts
+    move while the scrapes run (CI saw {22, 23} that way)."""
     for _ in range(ROUNDS):
-        _get(stack, "/version")
-    time.sleep(1.0)  # others' counts are published within FLUSH_SECONDS (0.5 s)
-    values = set()
-    for _ in range(ROUNDS):
-        page = _get(stack, "/metrics").text
-        line = next(ln for ln in page.splitlines() if ln.startswith('vllm_shim:requests_total{route="/version"'))
-        values.add(float(line.rsplit(" ", 1)[1]))
+        _get(stack, "/is_sleeping")
+    # Others' counts are published within FLUSH_SECONDS (0.5 s) of a change; a loaded machine may be later, so
+    # scrape rounds until every worker agrees. Before the fix they never did.
+    deadline = time.monotonic() + 15
+    while True:
+        values = set()
+        for _ in range(ROUNDS):
+            page = _get(stack, "/metrics").text
+            prefix = 'vllm_shim:requests_total{route="/is_sleeping",status="200"}'
+            values.add(float(next(ln for ln in page.splitlines() if ln.startswith(prefix)).rsplit(" ", 1)[1]))
+        if len(values) == 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert len(values) == 1 and values.pop() >= ROUNDS, values
 
 
