@@ -57,6 +57,11 @@ def write_run_dir(plan: Plan, files: dict[str, str]) -> Path:
     return run_dir
 
 
+def supervisord_argv(python: str, conf: str) -> list[str]:
+    """supervisord through shim/pod/supervise.py: stock but for a first poll that does not idle a second."""
+    return [python, "-m", "shim.pod.supervise", "-n", "-c", conf]
+
+
 def serve(argv: Sequence[str]) -> int:
     if any(arg in ("-h", "--help") or arg.startswith("--help=") for arg in argv):
         print(serve_help())
@@ -71,7 +76,7 @@ def serve(argv: Sequence[str]) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     ensure_reopenable_stdio()
-    os.execvp(plan.python, [plan.python, "-m", "supervisor.supervisord", "-n", "-c", conf])
+    os.execvp(plan.python, supervisord_argv(plan.python, conf))
     return 0  # not reached
 
 
