@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from shim import VLLM_COMPAT_VERSION, __version__
+from shim.cpu_limit import pod_cpus
 from shim.errors import CliError
 from shim.help import serve_help, top_help
 from shim.plan import Plan, redact
@@ -67,7 +68,7 @@ def serve(argv: Sequence[str]) -> int:
         print(serve_help())
         return 0
     try:
-        plan = translate(["serve", *argv], os.environ)
+        plan = translate(["serve", *argv], os.environ, cpus=pod_cpus())
         run_dir = write_run_dir(plan, run_files(plan, as_root=os.geteuid() == 0))
     except CliError as exc:
         return _fail("vllm serve", str(exc))
@@ -111,7 +112,7 @@ def shim_main(argv: Sequence[str] | None = None) -> int:
     vllm_args = rest[1:] if rest[:1] == ["--"] else rest
     try:
         environ = dict(os.environ, VLLM_SHIM_RUN_DIR=target) if target else os.environ
-        plan = translate(vllm_args, environ)
+        plan = translate(vllm_args, environ, cpus=pod_cpus())
         if command == "translate":
             print(json.dumps(plan.summary(), indent=2))
             return 0
