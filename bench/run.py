@@ -256,13 +256,18 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
+def _is_supervisord(cmdline: bytes) -> bool:
+    # shim.pod.supervise is what `vllm serve` execs; supervisor.supervisord what it exec'd before.
+    return b"shim.pod.supervise" in cmdline or b"supervisor.supervisord" in cmdline
+
+
 def _watch_startup(proc: subprocess.Popen[bytes], port: int, start: float) -> dict[str, float]:
     """Poll every ~2 ms: when `vllm` has exec'd supervisord, when haproxy exists, when the port accepts."""
     marks: dict[str, float] = {}
     deadline = start + 30
     while time.monotonic() < deadline:
         now = time.monotonic() - start
-        if "supervisord" not in marks and b"supervisor.supervisord" in _cmdline(proc.pid):
+        if "supervisord" not in marks and _is_supervisord(_cmdline(proc.pid)):
             marks["supervisord"] = now
         if "supervisord" in marks and "haproxy" not in marks:
             kids = stack.process_tree(proc.pid)[1:]

@@ -1,16 +1,16 @@
-"""Where `vllm serve` spends its start-up: the shim, supervisord, haproxy. And what one patch would save.
+"""Where `vllm serve` spends its start-up: the shim, supervisord, haproxy.
 
     python bench/startup.py [--runs 5]
 
-Three timings (simulated engine), medians of `--runs`:
+Timings with the simulated engine, medians of `--runs`, each case run in the same sitting:
 
 1. `vllm serve` from exec to the public port accepting (what bench/run.py reports), with its phases:
    exec -> supervisord exec'd (the shim: Python start, imports, translate, render) -> haproxy forked
    -> haproxy listening.
-2. supervisord alone, on the same rendered files, from exec to the port accepting.
-3. the same with supervisord's first poll made non-blocking. supervisord 4.3's main loop
-   (`Supervisor.runforever`) polls its sockets with a 1 s timeout *before* the first `transition()`,
-   which is what spawns the autostart programs, so every start pays about one idle second.
+2. supervisord alone, on the same rendered files, from exec to the port accepting: as `vllm serve` runs it
+   (`python -m shim.pod.supervise`, whose first poll does not wait) and stock (`python -m
+   supervisor.supervisord`). Stock supervisord 4.3's main loop polls with a 1 s timeout *before* the first
+   `transition()`, which is what spawns the autostart programs, so every stock start idles about a second.
 """
 
 from __future__ import annotations
@@ -31,43 +31,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as bench
 import stack
 
-# Runs supervisord with the first poll not waiting; everything else is stock supervisord 4.3.
-NOWAIT = """
-import sys
-from supervisor import poller, supervisord
-
-first = [True]
+SUPERVISORDS = {
+    "supervisord as `vllm serve` runs it (shim.pod.supervise)": "shim.pod.supervise",
+    "supervisord (stock 4.3)": "supervisor.supervisord",
+}
 
 
-def patch(cls):
-    orig = cls.poll
-
-    def poll(self, timeout):
-        if first[0]:
-            first[0] = False
-            timeout = 0
-        return orig(self, timeout)
-
-    cls.poll = poll
-
-
-for name in ("SelectPoller", "PollPoller", "KQueuePoller"):
-    if hasattr(poller, name):
-        patch(getattr(poller, name))
-sys.exit(supervisord.main())
-"""
-
-
-def time_supervisord(workdir: Path, nowait: bool, runs: int) -> list[float]:
+def time_supervisord(workdir: Path, module: str, runs: int) -> list[float]:
     samples = []
     for i in range(runs):
         (port,) = stack.free_ports(1)
-        run_dir = workdir / f"{'nowait' if nowait else 'stock'}{i}"
+        run_dir = workdir / f"{module}{i}"
         env = dict(os.environ, VLLM_SHIM_ENGINE="sim", VLLM_SHIM_RUN_DIR=str(run_dir))
         render = [shutil.which("vllm-shim") or "vllm-shim", "render", str(run_dir), "--", "serve", stack.MODEL]
         render += ["--host", "127.0.0.1", "--port", str(port)]
         subprocess.run(render, env=env, check=True, capture_output=True)
-        argv = [sys.executable, "-c", NOWAIT] if nowait else [sys.executable, "-m", "supervisor.supervisord"]
+        argv = [sys.executable, "-m", module]
         start = time.monotonic()
         proc = subprocess.Popen(
             [*argv, "-n", "-c", str(run_dir / "supervisord.conf")], env=env, stdout=subprocess.DEVNULL,
@@ -88,6 +67,17 @@ def time_supervisord(workdir: Path, nowait: bool, runs: int) -> list[float]:
     return samples
 
 
+def _line(label: str, runs: list[float], extra: str = "") -> str:
+    shown = ", ".join(f"{x:.2f}" for x in runs)
+    return f"{label} -> listening: min {min(runs):.3f} s, median {statistics.median(runs):.3f} s ({shown}){extra}"
+
+
+def time_serve(workdir: Path, runs: int) -> None:
+    serve = bench.time_startup(runs, workdir)
+    phases = ", ".join(f"{k} at {v:.3f} s" for k, v in serve["phases_s"].items())
+    print(_line(f"vllm serve ({serve['argv0']})", serve["runs"], f"; medians: {phases}"))
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=5)
@@ -95,14 +85,9 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="vllm-shim-startup-"))
     try:
         print(f"load average {stack.load_average()}")
-        serve = bench.time_startup(args.runs, workdir)
-        phases = ", ".join(f"{k} at {v:.3f} s" for k, v in serve["phases_s"].items())
-        print(f"vllm serve -> listening: median {serve['median_s']:.3f} s; {phases}")
-        for nowait in (False, True):
-            runs = time_supervisord(workdir, nowait, args.runs)
-            label = "supervisord, first poll not waiting" if nowait else "supervisord (stock 4.3)"
-            shown = ", ".join(f"{x:.2f}" for x in runs)
-            print(f"{label} -> listening: median {statistics.median(runs):.3f} s ({shown})")
+        time_serve(workdir, args.runs)
+        for label, module in SUPERVISORDS.items():
+            print(_line(label, time_supervisord(workdir, module, args.runs)))
         print(f"load average {stack.load_average()}")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from shim import VLLM_COMPAT_VERSION, __version__
+from shim.cpu_limit import pod_cpus
 from shim.errors import CliError
 from shim.help import serve_help, top_help
 from shim.plan import Plan, redact
@@ -57,12 +58,17 @@ def write_run_dir(plan: Plan, files: dict[str, str]) -> Path:
     return run_dir
 
 
+def supervisord_argv(python: str, conf: str) -> list[str]:
+    """supervisord through shim/pod/supervise.py: stock but for a first poll that does not idle a second."""
+    return [python, "-m", "shim.pod.supervise", "-n", "-c", conf]
+
+
 def serve(argv: Sequence[str]) -> int:
     if any(arg in ("-h", "--help") or arg.startswith("--help=") for arg in argv):
         print(serve_help())
         return 0
     try:
-        plan = translate(["serve", *argv], os.environ)
+        plan = translate(["serve", *argv], os.environ, cpus=pod_cpus())
         run_dir = write_run_dir(plan, run_files(plan, as_root=os.geteuid() == 0))
     except CliError as exc:
         return _fail("vllm serve", str(exc))
@@ -71,7 +77,7 @@ def serve(argv: Sequence[str]) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     ensure_reopenable_stdio()
-    os.execvp(plan.python, [plan.python, "-m", "supervisor.supervisord", "-n", "-c", conf])
+    os.execvp(plan.python, supervisord_argv(plan.python, conf))
     return 0  # not reached
 
 
@@ -106,7 +112,7 @@ def shim_main(argv: Sequence[str] | None = None) -> int:
     vllm_args = rest[1:] if rest[:1] == ["--"] else rest
     try:
         environ = dict(os.environ, VLLM_SHIM_RUN_DIR=target) if target else os.environ
-        plan = translate(vllm_args, environ)
+        plan = translate(vllm_args, environ, cpus=pod_cpus())
         if command == "translate":
             print(json.dumps(plan.summary(), indent=2))
             return 0

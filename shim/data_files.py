@@ -14,6 +14,12 @@ from typing import Any
 
 import yaml
 
+try:
+    # libyaml's parser: conf/rules.yaml takes ~6 ms instead of ~65 ms, on every `vllm serve`.
+    from yaml import CSafeLoader as _SafeLoader
+except ImportError:  # a PyYAML built without libyaml
+    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
+
 CHECKOUT = Path(__file__).resolve().parents[1]
 
 
@@ -27,7 +33,7 @@ def data_text(package: str, name: str) -> str:
     return resources.files(package).joinpath(name).read_text()
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class _UniqueKeyLoader(_SafeLoader):
     """yaml.safe_load keeps the last of two equal keys; in a table of one row per option that silently drops a
     row, so a repeated key is an error here."""
 
@@ -45,7 +51,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 def load_yaml(text: str) -> Any:
     """YAML that refuses duplicate keys (the conf/ tables)."""
-    return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: no arbitrary objects
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # a safe loader (either parser): no arbitrary objects
 
 
 @cache

@@ -55,7 +55,14 @@ ENV_VARS: tuple[EnvVar, ...] = (
     ),
     EnvVar("VLLM_SHIM_ENGINE_PORT", int, None, "SGLang's loopback port (default: public port + 1)"),
     EnvVar("VLLM_SHIM_MIDDLEWARE_PORT", int, None, "the middleware's loopback port (default: public port + 2)"),
-    EnvVar("VLLM_SHIM_MIDDLEWARE_WORKERS", int, 1, "uvicorn worker processes behind the middleware port"),
+    EnvVar(
+        "VLLM_SHIM_MIDDLEWARE_WORKERS",
+        int,
+        None,
+        "uvicorn worker processes behind the middleware port (default: `--api-server-count` when given, else one per"
+        " 4 CPUs of the pod's CPU limit from cgroup `cpu.max` / `cpu.cfs_quota_us` or the CPU affinity, 1 to 8;"
+        " docs/operations.md)",
+    ),
     EnvVar(
         "VLLM_SHIM_RUN_DIR",
         str,

@@ -12,6 +12,7 @@ from typing import Any
 
 from middleware.config import LoraModule, MiddlewareConfig
 from shim.argv import ParsedArgs
+from shim.cpu_limit import default_workers
 from shim.data_files import load_data
 from shim.errors import CliError
 from shim.kv_transfer import plan_kv_transfer
@@ -41,6 +42,8 @@ class Draft:
     middleware: MiddlewareConfig = field(default_factory=MiddlewareConfig)
     headless: bool = False  # a worker node of a multi-node group: SGLang only, no API
     dropped: list[tuple[str, str]] = field(default_factory=list)  # (what, why) beyond the drop rows
+    cpus: float | None = None  # the pod's CPU limit, looked up by the caller (shim/cpu_limit.py); None: unknown
+    middleware_workers: int = 1
 
     def value(self, dest: str, default: Any = None) -> Any:
         return self.parsed.values.get(dest, default)
@@ -256,6 +259,26 @@ def middleware(d: Draft) -> None:
     )
 
 
+def middleware_workers(d: Draft) -> None:
+    """VLLM_SHIM_MIDDLEWARE_WORKERS, else vLLM's --api-server-count (its API server processes), else one worker per
+    four CPUs of the pod's limit (shim/cpu_limit.py)."""
+    explicit, asked = d.env["VLLM_SHIM_MIDDLEWARE_WORKERS"], d.value("api_server_count")
+    if asked is not None and (explicit is not None or d.headless):
+        why = "a headless worker pod serves no API" if d.headless else "VLLM_SHIM_MIDDLEWARE_WORKERS wins"
+        d.dropped.append((d.spelled("api_server_count"), why))
+        asked = None
+    if explicit is not None:
+        if explicit < 1:
+            raise CliError(f"environment variable VLLM_SHIM_MIDDLEWARE_WORKERS: {explicit} workers (at least 1)")
+        d.middleware_workers = explicit
+    elif asked is not None:
+        d.middleware_workers = parse_int(asked, d.spelled("api_server_count"))
+        if d.middleware_workers < 1:
+            raise CliError(f"argument {d.spelled('api_server_count')}: the API needs at least 1 server process")
+    else:
+        d.middleware_workers = default_workers(d.cpus)
+
+
 def model(d: Draft) -> None:
     """The model is decided before the steps run (Draft.model); this row exists so the table is complete."""
 
@@ -277,5 +300,6 @@ STEPS: dict[str, Step] = {
     "pooling": pooling,
     "sleep_mode": sleep_mode,
     "log_level": log_level,
+    "middleware_workers": middleware_workers,  # after topology: a headless pod runs no middleware
     "middleware": middleware,
 }

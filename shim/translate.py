@@ -73,12 +73,15 @@ def _model(parsed: ParsedArgs, warnings: list[str]) -> str:
     return VLLM_DEFAULT_MODEL
 
 
-def translate(argv: Sequence[str], environ: Mapping[str, str], *, python: str = sys.executable) -> Plan:
-    """The plan for `vllm <argv>` in `environ`. Raises CliError (exit 2) for a command line vLLM or SGLang rejects."""
+def translate(
+    argv: Sequence[str], environ: Mapping[str, str], *, python: str = sys.executable, cpus: float | None = None
+) -> Plan:
+    """The plan for `vllm <argv>` in `environ`, on a pod of `cpus` CPUs (None: unknown, one middleware worker).
+    Raises CliError (exit 2) for a command line vLLM or SGLang rejects."""
     parsed = parse(split_command(argv))
     env = read_env(environ)
     collected = _apply_rules(parsed)
-    draft = Draft(parsed=parsed, env=env, model=_model(parsed, collected.warnings))
+    draft = Draft(parsed=parsed, env=env, model=_model(parsed, collected.warnings), cpus=cpus)
     for step in STEPS.values():
         step(draft)
     engine_args = (*draft.base_args(), *collected.args, *draft.args, *check_extra_args(env["SGLANG_EXTRA_ARGS"]))
@@ -112,7 +115,7 @@ def translate(argv: Sequence[str], environ: Mapping[str, str], *, python: str = 
         middleware=middleware,
         run_dir=env["VLLM_SHIM_RUN_DIR"],
         drain_seconds=env["VLLM_SHIM_DRAIN_SECONDS"],
-        middleware_workers=env["VLLM_SHIM_MIDDLEWARE_WORKERS"],
+        middleware_workers=draft.middleware_workers,
         haproxy=env["VLLM_SHIM_HAPROXY"],
         python=python,
         engine_env=tuple(sorted(draft.engine_env.items())),
