@@ -19,7 +19,7 @@ import orjson
 
 PREFIXES = {"/v1/chat/completions": b"chatcmpl-", "/v1/completions": b"cmpl-"}
 _ID_HEAD = b'{"id":"'
-_SSE_HEAD = b"data: " + _ID_HEAD
+SSE_HEAD = b"data: " + _ID_HEAD
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class Identity:
 
     def line(self, line: bytes) -> bytes:
         """One SSE line or one whole JSON body, edited; other lines unchanged."""
-        start = 6 if line.startswith(_SSE_HEAD) else 0 if line.startswith(_ID_HEAD) else -1
+        start = 6 if line.startswith(SSE_HEAD) else 0 if line.startswith(_ID_HEAD) else -1
         if start < 0:
             return line
         value_at = start + len(_ID_HEAD)
@@ -44,11 +44,25 @@ class Identity:
             out = out.replace(self.sent_model, self.client_model, 1)
         return out
 
+    def head_swap(self, line: bytes) -> tuple[bytes, bytes] | None:
+        """For an SSE event line: its head up to the id's closing quote, and that head as `line` edits it.
+
+        SGLang gives every event of a stream the same id, so once one line is seen, a whole read's heads can
+        be edited by one `bytes.replace` instead of a split and an edit per line (the streaming hot path)."""
+        if not line.startswith(SSE_HEAD):
+            return None
+        value_at = len(SSE_HEAD)
+        end = _string_end(line, value_at)
+        if end < 0:
+            return None
+        value = self.base if self.base is not None else line[value_at:end]
+        return line[: end + 1], line[:value_at] + self.prefix + value + b'"'
+
     def holds(self, partial: bytes) -> bool:
         """Whether a trailing partial line must wait for more bytes before it can be edited."""
-        if not (partial.startswith(_SSE_HEAD) or _SSE_HEAD.startswith(partial)):
+        if not (partial.startswith(SSE_HEAD) or SSE_HEAD.startswith(partial)):
             return False
-        if len(partial) <= len(_SSE_HEAD) or _string_end(partial, len(_SSE_HEAD)) < 0:
+        if len(partial) <= len(SSE_HEAD) or _string_end(partial, len(SSE_HEAD)) < 0:
             return True
         return self.sent_model is not None and self.sent_model not in partial
 

@@ -1,6 +1,6 @@
 """Forward one request to the engine and relay the answer, racing it against the client going away.
 
-Server-sent events are relayed chunk by chunk as they arrive; every other answer is read whole (the
+Server-sent events are relayed as they arrive (middleware/sse_relay.py); every other answer is read whole (the
 client waits for all of it anyway) so that errors and the few differing shapes can be translated and a
 failure half-way through still becomes a clean vLLM error instead of a truncated body.
 """
@@ -15,7 +15,7 @@ from middleware.asgi import JSON_HEADERS, Call, Headers, wait_for_disconnect
 from middleware.context import AppContext, SuccessTranslator
 from middleware.engine.client import ENGINE_BROKE_OFF, ENGINE_GARBLED, UPSTREAM_FAILURES, Engine, classify
 from middleware.engine.pool import EngineResponse
-from middleware.sse_errors import SseErrorJoiner
+from middleware.sse_relay import relay_stream
 
 # Hop-by-hop and per-connection headers (the list production-stack's router drops), plus the ones we
 # set ourselves: the engine's credentials (only when keys are configured), the request id and an identity
@@ -43,10 +43,6 @@ RESPONSE_DROP = frozenset(
 )  # fmt: skip
 # Characters a path of ours keeps as they are when it becomes a request target (RFC 3986 pchar and "/").
 PATH_SAFE = "/:@!$&'()*+,;="
-MIDSTREAM_FAILURE = (
-    b'data: {"error":{"message":"The inference engine closed the stream unexpectedly.",'
-    b'"type":"InternalServerError","param":null,"code":500}}\n\ndata: [DONE]\n\n'
-)
 
 
 def request_head(call: Call, path: str, engine: Engine) -> bytes:
@@ -136,7 +132,7 @@ async def _exchange(
         return
     try:
         if resp.content_type == "text/event-stream":
-            await _relay_stream(ctx, call, resp)
+            await relay_stream(ctx, call, downstream_headers(resp), resp)
         else:
             await _relay_whole(ctx, call, resp, translate)
     except BaseException:
@@ -167,23 +163,3 @@ async def _relay_whole(ctx: AppContext, call: Call, resp: EngineResponse, transl
     elif (identity := call.state.get("identity")) is not None:
         payload = identity.line(payload)
     await call.respond(status, payload, headers)
-
-
-async def _relay_stream(ctx: AppContext, call: Call, resp: EngineResponse) -> None:
-    await call.send({"type": "http.response.start", "status": resp.status, "headers": downstream_headers(resp)})
-    send = call.send  # after the start message: the plain ASGI send (see app._recording_send)
-    try:
-        # Everything that arrived since the last send goes out as one message: under load, events
-        # coalesce instead of queueing one send each.
-        # Error events and event heads (vLLM's id and model) are edited even when split across reads.
-        joiner = SseErrorJoiner(call.state.get("identity"))
-        while chunk := await resp.readany():
-            if out := joiner.feed(chunk):
-                await send({"type": "http.response.body", "body": out, "more_body": True})
-        if rest := joiner.flush():
-            await send({"type": "http.response.body", "body": rest, "more_body": True})
-    except UPSTREAM_FAILURES:
-        ctx.observer.count_upstream_error("midstream")
-        await send({"type": "http.response.body", "body": MIDSTREAM_FAILURE, "more_body": True})
-    call.finished = True
-    await send({"type": "http.response.body", "body": b""})

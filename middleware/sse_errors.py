@@ -9,7 +9,7 @@ an error event, or an event head the identity edit still needs, so every other b
 from __future__ import annotations
 
 from middleware.engine_replies import SSE_ERROR_MARK, translate_sse_chunk
-from middleware.identity import Identity
+from middleware.identity import SSE_HEAD, Identity
 
 # An error event's line is short (one JSON error object); past this a held line is passed on as it is, so a
 # stream can never make the middleware buffer without bound.
@@ -20,6 +20,7 @@ class SseErrorJoiner:
     def __init__(self, identity: Identity | None = None) -> None:
         self._held = b""
         self._identity = identity
+        self._swap: tuple[bytes, bytes] | None = None  # (engine's event head, vLLM's): see Identity.head_swap
 
     def feed(self, chunk: bytes) -> bytes:
         """The bytes to send now for `chunk` (error lines translated, event heads edited)."""
@@ -42,8 +43,31 @@ class SseErrorJoiner:
 
     def _edit(self, data: bytes) -> bytes:
         if self._identity is not None and data:
-            data = b"\n".join(map(self._identity.line, data.split(b"\n")))
+            data = self._edit_heads(self._identity, data)
         return translate_sse_chunk(data) if SSE_ERROR_MARK in data else data
+
+    def _edit_heads(self, identity: Identity, data: bytes) -> bytes:
+        """Exactly what editing each line with `identity.line` gives, by whole-buffer replaces when every event
+        head in `data` is the one already seen (a quote inside a JSON string is escaped, so these patterns occur
+        only where the edit applies; the counts prove there is no other head to edit one by one)."""
+        heads = data.count(SSE_HEAD)
+        swap, sent = self._swap, identity.sent_model
+        if (
+            swap is not None
+            and data.count(swap[0]) == heads
+            and (sent is None or data.count(sent) == heads)
+            and not data.startswith(BARE_HEAD)
+            and b"\n" + BARE_HEAD not in data
+        ):
+            data = data.replace(swap[0], swap[1]) if heads else data
+            return data.replace(sent, identity.client_model) if sent is not None and heads else data
+        lines = data.split(b"\n")
+        if swap is None:
+            self._swap = next(filter(None, map(identity.head_swap, lines)), None)
+        return b"\n".join(map(identity.line, lines))
+
+
+BARE_HEAD = SSE_HEAD[6:]  # a line that is a bare JSON body: Identity.line edits those too
 
 
 def _may_be_error(line: bytes) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import select
+from collections.abc import Callable
 
 import httptools
 
@@ -20,7 +21,6 @@ class EngineBrokeOff(ConnectionError):
     """The engine closed the connection, or sent something that is not HTTP/1.1, before the answer was whole."""
 
 
-
 _POLLRDHUP = getattr(select, "POLLRDHUP", 0x2000)  # Linux: the peer shut down its side
 
 # Past this many unread bytes from the engine (a client reading slower than the engine writes), stop
@@ -29,7 +29,7 @@ READ_HIGH_WATER = 256 * 1024
 READ_LOW_WATER = 64 * 1024
 
 
-class _Connection(asyncio.Protocol):
+class EngineConnection(asyncio.Protocol):
     """One keep-alive connection to the engine; parses the answer to the request in flight."""
 
     def __init__(self, pool: EnginePool) -> None:
@@ -48,6 +48,9 @@ class _Connection(asyncio.Protocol):
         self.buffered = 0
         self.paused = False
         self.waiter: asyncio.Future[None] | None = None
+        # Set: each read's body bytes go to it from `data_received` instead of waiting in `chunks` for a
+        # reader (sse_relay.Splice). It must not raise; it pauses reading itself when its client falls behind.
+        self.sink: Callable[[bytes], None] | None = None
         self.complete = False
         self.keep_alive = True
         self.error: EngineBrokeOff | None = None
@@ -62,6 +65,13 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(EngineBrokeOff(f"malformed answer from the engine: {exc}"))
             self.drop()
+        if self.sink is not None and self.chunks:
+            # One sink call per read, not per HTTP chunk: the engine writes one chunk per event, and a read
+            # that holds many (the engine ahead of us) then becomes one write to the client.
+            chunks = self.chunks
+            body = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+            chunks.clear()
+            self.sink(body)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -84,21 +94,23 @@ class _Connection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         self.chunks.append(body)
+        if self.sink is not None:
+            return
         self.buffered += len(body)
         if self.buffered > READ_HIGH_WATER and not self.paused and self.transport is not None:
             self.paused = True
             self.transport.pause_reading()
-        self._wake()
+        self.wake()
 
     def on_message_complete(self) -> None:
         if self.status == 0:
             return  # end of an interim answer
         self.complete = True
         self.keep_alive = self.parser.should_keep_alive()
-        self._wake()
+        self.wake()
 
     # -- ours
-    def _wake(self) -> None:
+    def wake(self) -> None:
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
 
@@ -106,7 +118,7 @@ class _Connection(asyncio.Protocol):
         self.error = error
         if self.head is not None and not self.head.done():
             self.head.set_exception(error)
-        self._wake()
+        self.wake()
 
     def peer_closed(self) -> bool:
         """Whether the engine closed (or wrote on) this idle connection in a way the loop has not processed
@@ -150,7 +162,7 @@ class EngineResponse:
 
     __slots__ = ("_conn", "_pool", "raw_headers", "status")
 
-    def __init__(self, conn: _Connection, pool: EnginePool) -> None:
+    def __init__(self, conn: EngineConnection, pool: EnginePool) -> None:
         self._conn = conn
         self._pool = pool
         self.status = conn.status
@@ -166,6 +178,11 @@ class EngineResponse:
 
     async def readany(self) -> bytes:
         return await self._conn.readany()
+
+    @property
+    def connection(self) -> EngineConnection:
+        """For sse_relay.Splice, which takes the body from the parser's callbacks."""
+        return self._conn
 
     async def read(self) -> bytes:
         parts = []
@@ -191,8 +208,8 @@ class EnginePool:
     def __init__(self, host: str, port: int, *, keepalive: float, connect_timeout: float) -> None:
         self.host, self.port = host, port
         self.keepalive, self.connect_timeout = keepalive, connect_timeout
-        self.idle: list[_Connection] = []
-        self.open: set[_Connection] = set()
+        self.idle: list[EngineConnection] = []
+        self.open: set[EngineConnection] = set()
         # Closes every connection when the loop shuts down (its tasks are cancelled), even if nobody
         # calls close(): an app embedded without lifespan events (in-process tests) leaks no sockets.
         self._janitor = asyncio.get_running_loop().create_task(self._close_at_exit())
@@ -223,7 +240,7 @@ class EnginePool:
             raise
         return EngineResponse(conn, self)
 
-    async def _acquire(self) -> _Connection:
+    async def _acquire(self) -> EngineConnection:
         now = asyncio.get_running_loop().time()
         while self.idle:
             conn = self.idle.pop()
@@ -233,21 +250,21 @@ class EnginePool:
         loop = asyncio.get_running_loop()
         try:
             _, conn = await asyncio.wait_for(
-                loop.create_connection(lambda: _Connection(self), self.host, self.port), self.connect_timeout
+                loop.create_connection(lambda: EngineConnection(self), self.host, self.port), self.connect_timeout
             )
         except (OSError, asyncio.TimeoutError) as exc:
             raise EngineUnreachable(f"cannot connect to the engine at {self.host}:{self.port}: {exc!r}") from exc
         self.open.add(conn)
         return conn
 
-    def release(self, conn: _Connection) -> None:
+    def release(self, conn: EngineConnection) -> None:
         if conn.complete and conn.keep_alive and not conn.lost and not conn.paused:
             conn.idle_since = asyncio.get_running_loop().time()
             self.idle.append(conn)
         else:
             conn.drop()
 
-    def forget(self, conn: _Connection) -> None:
+    def forget(self, conn: EngineConnection) -> None:
         self.open.discard(conn)
         if conn in self.idle:
             self.idle.remove(conn)

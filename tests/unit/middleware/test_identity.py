@@ -6,7 +6,8 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from middleware.identity import for_request
+from middleware.engine_replies import SSE_ERROR_MARK, translate_sse_chunk
+from middleware.identity import Identity, for_request
 from middleware.sse_errors import SseErrorJoiner
 
 CHAT = "/v1/chat/completions"
@@ -65,3 +66,41 @@ def test_any_split_of_a_stream_is_edited_like_one_read(cuts: list[int]) -> None:
     assert b'say \\"model\\":\\"base:lora-a\\"' in out  # content is never edited
     assert b'"id":"call_1"' in out  # nor nested ids
     assert b'"type":"InternalServerError"' in out  # and the error event is still translated
+
+
+def _reference(identity: Identity, stream: bytes) -> bytes:
+    """The edit defined line by line on the whole stream (what the fast whole-read replaces must equal)."""
+    edited = b"\n".join(map(identity.line, stream.split(b"\n")))
+    return translate_sse_chunk(edited) if SSE_ERROR_MARK in edited else edited
+
+
+_EVENTS = st.sampled_from(
+    [
+        _event("abc", "base:lora-a", "x"),
+        _event("abc", "base:lora-a", 'say "model":"base:lora-a" and data: {"id":"abc"'),
+        _event("abd", "base:lora-a", "another choice's id"),
+        _event("abc", "other", "a model name we did not send"),
+        _event('a"bc', "base:lora-a", "an id with a quote"),
+        b'data: {"error": {"message": "boom", "type": "500", "code": 500}}\n\n',
+        b'data: {"id":"abc","object":"chat.completion.chunk","choices":[]}\n\n',  # no model at all
+        b": keep-alive comment\n\n",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(_EVENTS, min_size=1, max_size=8),
+    st.lists(st.integers(1, 10_000), max_size=6),
+    st.sampled_from([(None, "lora-a", "base:lora-a"), (b"req-7", "lora-a", "base:lora-a"), (None, "base", "base")]),
+)
+def test_whole_read_edits_equal_line_by_line_edits(
+    events: list[bytes], cuts: list[int], names: tuple[bytes | None, str, str]
+) -> None:
+    stream = b"".join(events) + b"data: [DONE]\n\n"
+    identity = for_request(CHAT, *names)
+    assert identity is not None
+    edges = sorted({0, len(stream), *(c % len(stream) for c in cuts)})
+    joiner = SseErrorJoiner(identity)
+    out = b"".join(joiner.feed(stream[a:b]) for a, b in zip(edges, edges[1:], strict=False)) + joiner.flush()
+    assert out == _reference(identity, stream)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import orjson
 import pytest
 
+from middleware import sse_relay
 from middleware.app import create_app
 from tests.unit.middleware.conftest import (
     FakeRewriter,
@@ -146,3 +148,61 @@ def test_engine_down_is_a_503_not_a_hang() -> None:
         models = httpx.get(url + "/v1/models").json()  # still answers for service discovery
         assert [card["id"] for card in models["data"]] == ["base", "alias"]
     assert observer.upstream_errors == ["connect"]
+
+
+class _CountingSplice(sse_relay.Splice):
+    used = 0
+    paused = 0
+
+    async def run(self) -> None:
+        type(self).used += 1
+        await super().run()
+
+    def feed(self, body: bytes) -> None:
+        slow = self.client_slow
+        super().feed(body)
+        type(self).paused += self.client_slow and not slow
+
+
+def test_a_client_slower_than_the_engine_gets_every_byte_by_the_short_way(
+    live: tuple[str, RecordingObserver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uvicorn's httptools server takes the short way (engine parser → client transport); a client reading
+    slower than the engine pauses the engine's reads instead of buffering without bound, and nothing is lost."""
+    monkeypatch.setattr(sse_relay, "Splice", _CountingSplice)
+    url, _ = live
+    events = 8000  # ~16 MB: more than the loopback socket buffers hold, so the middleware's writes must wait
+    headers = {**JSON, "x-test-mode": f"bulk-{events}"}
+    body = b""
+    with (
+        httpx.Client(timeout=30) as client,
+        client.stream("POST", url + "/v1/chat/completions", content=STREAM_BODY, headers=headers) as resp,
+    ):
+        for i, chunk in enumerate(resp.iter_raw(65536)):
+            body += chunk
+            if i < 40:
+                time.sleep(0.02)  # slow at first, long enough for the middleware's transport to fill
+    lines = [line for line in body.split(b"\n\n") if line]
+    assert lines[-1] == b"data: [DONE]" and len(lines) == events + 1
+    for i, line in enumerate(lines[:-1]):
+        event = orjson.loads(line[len(b"data: ") :])
+        assert (event["id"], event["model"]) == ("chatcmpl-e1", "base")
+        assert event["choices"][0]["delta"]["content"].startswith(f"{i} ")
+    assert _CountingSplice.used == 1 and _CountingSplice.paused >= 1
+
+
+def test_uvicorns_httptools_server_is_recognised_for_the_short_way() -> None:
+    """If a uvicorn upgrade renames what `client_wire` looks for, this fails instead of every stream silently
+    taking the slower ASGI-message way."""
+    seen: list[bool] = []
+
+    async def app(scope: dict[str, object], receive: object, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        seen.append(sse_relay.client_wire(send) is not None)
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with serve(app) as url:
+        assert httpx.get(url + "/").text == "ok"
+    assert seen == [True]
