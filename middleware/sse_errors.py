@@ -21,6 +21,9 @@ class SseErrorJoiner:
         self._held = b""
         self._identity = identity
         self._swap: tuple[bytes, bytes] | None = None  # (engine's event head, vLLM's): see Identity.head_swap
+        # The last bytes sent ended inside a line: the next bytes up to a newline continue it and are no line
+        # start to edit (a continuation can begin with `{"id":"` of a nested tool call).
+        self._mid_line = False
 
     def feed(self, chunk: bytes) -> bytes:
         """The bytes to send now for `chunk` (error lines translated, event heads edited)."""
@@ -42,9 +45,18 @@ class SseErrorJoiner:
         return _may_be_error(tail) or (self._identity is not None and self._identity.holds(tail))
 
     def _edit(self, data: bytes) -> bytes:
+        if not data:
+            return data
+        continued = b""
+        if self._mid_line:
+            cut = data.find(b"\n") + 1
+            if cut == 0:
+                return data
+            continued, data = data[:cut], data[cut:]
+        self._mid_line = bool(data) and not data.endswith(b"\n")
         if self._identity is not None and data:
             data = self._edit_heads(self._identity, data)
-        return translate_sse_chunk(data) if SSE_ERROR_MARK in data else data
+        return continued + (translate_sse_chunk(data) if SSE_ERROR_MARK in data else data)
 
     def _edit_heads(self, identity: Identity, data: bytes) -> bytes:
         """Exactly what editing each line with `identity.line` gives, by whole-buffer replaces when every event
