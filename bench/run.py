@@ -527,6 +527,16 @@ def _fmt_cpu(cpu: dict[str, float], scale: float, digits: int) -> str:
     return " ".join(f"{k}={v * scale:.{digits}f}" for k, v in cpu.items())
 
 
+def goals_table(targets: list[dict[str, Any]]) -> str:
+    """The targets as a markdown table: what docs/benchmarks.md pastes."""
+    lines = ["| goal | value | target | | how measured |", "|---|---|---|---|---|"]
+    for t in targets:
+        value = "n/a" if t["value"] is None else f"{t['value']:.3g}"
+        lines.append(f"| {t['target']} | {value} | {t['op']} {t['bound']:g} | {'pass' if t['ok'] else '**miss**'} | "
+                     f"{t['detail']} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def print_tables(results: dict[str, Any], cases: list[Scenario]) -> None:
     for scn in cases:
         if scn.name not in results["cases"] or scn.group != "main":
@@ -566,12 +576,8 @@ def print_tables(results: dict[str, Any], cases: list[Scenario]) -> None:
         runs = ", ".join(f"{x:.2f}" for x in s["runs"])
         phases = ", ".join(f"{k} at {v:.2f} s" for k, v in s.get("phases_s", {}).items())
         print(f"\n== vllm serve -> public port accepting: median {s['median_s']:.3f} s ({runs}); medians: {phases}")
-    print("\n== targets")
-    for t in results["targets"]:
-        value = "n/a" if t["value"] is None else f"{t['value']:.3f}"
-        print(
-            f"{'PASS' if t['ok'] else 'MISS'}  {t['target']}: {value} (target {t['op']} {t['bound']:g}; {t['detail']})"
-        )
+    print("\n== goals (issue 13; docs/benchmarks.md shows this table)")
+    print(goals_table(results["targets"]))
     la = results["load_average"]
     print(f"\nload average before {la['before']}, after {la['after']} ({results['machine']['cpus']} CPUs)")
 
