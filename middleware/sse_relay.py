@@ -75,8 +75,10 @@ class Splice:
 
     def feed(self, body: bytes) -> None:
         """The connection's sink: never raises (it runs inside httptools' callback)."""
-        if self.wire.disconnected or self.bug is not None:
-            return  # the client is gone (the request's watcher cancels us) or the task is about to raise
+        if self.wire.disconnected or self.bug is not None or self.wire.transport.is_closing():
+            # The client is gone or going (the request's watcher cancels us; a closed transport would raise
+            # here, in the engine protocol's callback), or the task is about to raise.
+            return
         try:
             out = self.joiner.feed(body)
         except Exception as exc:  # a bug in an edit: raised from the request's task, logged, stream cut
