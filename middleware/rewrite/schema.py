@@ -46,21 +46,21 @@ def repair_parameters(params: Any) -> Any:
     """A tool's `parameters`: None and booleans pass SGLang as they are; other non-objects mean "no arguments".
 
     A repaired schema may be shared with other requests: it is read-only (copy it to change it)."""
+    if isinstance(params, dict):
+        try:  # the hit, inline: this runs once per tool per request
+            key = orjson.dumps(params)
+        except TypeError:  # not plain JSON (e.g. an int over 64 bits): no cache
+            return repair_schema(params)
+        hit = _CACHE.get(key, _MISS)
+        if hit is not _MISS:
+            return params if hit is _CLEAN else hit
+        return _repair_and_remember(params, key)
     if params is None or isinstance(params, bool):
         return params
-    if not isinstance(params, dict):
-        return dict(NO_ARGUMENTS, properties={})
-    return _cached_repair(params)
+    return dict(NO_ARGUMENTS, properties={})
 
 
-def _cached_repair(params: dict[str, Any]) -> Any:
-    try:
-        key = orjson.dumps(params)
-    except TypeError:  # not plain JSON (e.g. an int over 64 bits): no cache
-        return repair_schema(params)
-    hit = _CACHE.get(key, _MISS)
-    if hit is not _MISS:
-        return params if hit is _CLEAN else hit
+def _repair_and_remember(params: dict[str, Any], key: bytes) -> Any:
     fixed = repair_schema(params)
     if fixed is params:
         if len(key) <= _CACHE_MAX_BYTES:
