@@ -30,38 +30,24 @@ class FrozenList(list[Any]):
 
 
 def freeze(value: Any) -> tuple[Any, int]:
-    """A private read-only deep copy of a JSON value and its size in bytes (containers and scalars, as
-    `sys.getsizeof` counts them; what a cache holding it should be charged). Iterative: any depth."""
-    if not isinstance(value, (dict, list)):
-        return value, sys.getsizeof(value)
-    size = 0
-    # Children are copied before their parent is built, since a frozen container cannot be filled in later:
-    # a post-order walk with an explicit stack of (node, frozen children so far).
-    root: list[Any] = []
-    stack: list[tuple[Any, list[Any], Any]] = [(value, [], iter(_members(value)))]
-    while stack:
-        node, done, members = stack[-1]
-        child = next(members, _END)
-        if child is _END:
-            stack.pop()
-            if isinstance(node, dict):
-                built: Any = FrozenDict(zip(node, done, strict=True))
-                size += sum(sys.getsizeof(key) for key in node)
-            else:
-                built = FrozenList(done)
-            size += sys.getsizeof(built)
-            (stack[-1][1] if stack else root).append(built)
-        elif isinstance(child, (dict, list)):
-            stack.append((child, [], iter(_members(child))))
-        else:
-            size += sys.getsizeof(child)
-            done.append(child)
-    return root[0], size
+    """A private read-only deep copy of a JSON value and its size in bytes (containers, keys and scalars, as
+    `sys.getsizeof` counts them: what a cache holding it should be charged).
 
-
-_END = object()
-
-
-def _members(node: dict[str, Any] | list[Any]) -> list[Any]:
-    return list(node.values()) if isinstance(node, dict) else list(node)
-
+    Recursive, so only for values orjson could serialize (it refuses past 254 levels): a callers' cache key is
+    that serialization. An explicit-stack walk cost twice as much, on every cache miss."""
+    if isinstance(value, dict):
+        size = sys.getsizeof(value)
+        members: dict[str, Any] = {}
+        for key, member in value.items():
+            members[key], member_size = freeze(member)
+            size += member_size + sys.getsizeof(key)
+        return FrozenDict(members), size
+    if isinstance(value, list):
+        size = sys.getsizeof(value)
+        items = []
+        for item in value:
+            frozen, item_size = freeze(item)
+            items.append(frozen)
+            size += item_size
+        return FrozenList(items), size
+    return value, sys.getsizeof(value)

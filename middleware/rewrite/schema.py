@@ -62,14 +62,13 @@ def repair_parameters(params: Any) -> Any:
 
 def _repair_and_remember(params: dict[str, Any], key: bytes) -> Any:
     fixed = repair_schema(params)
+    if len(key) > _CACHE_MAX_BYTES:
+        return fixed  # not shared, so this request's own copy-on-write result will do
     if fixed is params:
-        if len(key) <= _CACHE_MAX_BYTES:
-            _remember(key, _CLEAN, 0)
+        _remember(key, _CLEAN, 0)
         return params
-    # Frozen even when not cached, so every request sees the same kind of object whatever the cache holds.
-    shared, size = freeze(fixed)
-    if len(key) <= _CACHE_MAX_BYTES:
-        _remember(key, shared, size)
+    shared, size = freeze(fixed)  # a copy: `fixed` shares untouched subtrees with this request's body
+    _remember(key, shared, size)
     return shared
 
 
