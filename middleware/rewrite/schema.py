@@ -72,6 +72,14 @@ def _repair_and_remember(params: dict[str, Any], key: bytes) -> Any:
     return shared
 
 
+def clear_cache() -> None:
+    """Forget every verdict (benchmarks time the first turn with it; tests start from empty)."""
+    global _cache_bytes
+    _CACHE.clear()
+    _SIZES.clear()
+    _cache_bytes = 0
+
+
 def _remember(key: bytes, value: Any, value_size: int) -> None:
     """Store one verdict, evicting the oldest entries past the entry or byte bound."""
     global _cache_bytes

@@ -15,9 +15,7 @@ from middleware.rewrite.schema_keywords import CACHED_STRING_CHARS, MAX_PATTERN_
 
 
 def test_schema_cache_is_bounded_in_bytes() -> None:
-    schema._CACHE.clear()
-    schema._SIZES.clear()
-    schema._cache_bytes = 0
+    schema.clear_cache()
     for i in range(2000):  # ~30 KB each: far past the byte bound long before the entry bound
         params: dict[str, object] = {"type": "object", "description": f"{i}" + "d" * 30_000}
         if i % 2:  # repaired: cached as a read-only copy, charged at its size in memory
