@@ -30,7 +30,9 @@ __all__ = [
 
 @dataclass(frozen=True)
 class RewriteResult:
-    body: dict[str, Any]  # what to send to SGLang; a new object whenever `changed`
+    # What to send to SGLang; a new object whenever `changed`. Repaired tool schemas in it are shared with other
+    # requests and read-only (`frozen.py`): dump it, or copy before changing anything inside.
+    body: dict[str, Any]
     changed: bool  # False => forward the original bytes untouched
     rules: tuple[str, ...]  # rules that changed something, in order; on error, the rule that rejected
     error: VllmError | None  # the 4xx vLLM itself would answer; `body` is then irrelevant

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from middleware.rewrite.base import map_items
+from middleware.rewrite.frozen import freeze
 from middleware.rewrite.schema_check import is_clean
 from middleware.rewrite.schema_keywords import DROP, KEYWORDS, LIST, MAP, ONE, as_member
 
@@ -27,53 +28,73 @@ _PRECHECK_DEPTH = 3
 Slot = tuple[str, Any]  # (keyword, None | property name | list index)
 
 # Agents resend the same tools every turn: remember each `parameters` schema's verdict by its JSON bytes
-# (a C-speed dump is ~10x cheaper than even the flat `is_clean` walk). A repaired schema is stored as bytes
-# and re-parsed on a hit, so no two requests ever share a dict. Bounded; insertion order evicts oldest.
-_CACHE: dict[bytes, bytes | None] = {}  # schema bytes -> None (clean) | repaired schema bytes
+# (a C-speed dump is ~10x cheaper than even the flat `is_clean` walk). A repaired schema is stored as a private
+# read-only copy (`frozen.py`) and that one object goes into every request that sends the schema: re-parsing
+# it per request cost as much as the rest of the rewrite, and read-only makes the sharing safe. Bounded in
+# entries and in bytes (keys plus `freeze`'s size of each copy); insertion order evicts the oldest.
+_CLEAN = object()  # the stored verdict for a schema SGLang accepts as it is
+_CACHE: dict[bytes, Any] = {}  # schema bytes -> _CLEAN | frozen repaired schema
+_SIZES: dict[bytes, int] = {}  # schema bytes -> bytes charged for its entry
 _CACHE_ENTRIES = 512
-_MISS = b""  # never a stored value: stored values are None or a non-empty JSON text
+_MISS = object()
 _CACHE_MAX_BYTES = 32 * 1024  # per entry (key); larger schemas are not cached
-_CACHE_TOTAL_BYTES = 4 * 1024 * 1024  # keys + stored values, all entries: the bound in bytes
+_CACHE_TOTAL_BYTES = 4 * 1024 * 1024  # keys + stored copies, all entries: the bound in bytes
 _cache_bytes = 0
 
 
 def repair_parameters(params: Any) -> Any:
-    """A tool's `parameters`: None and booleans pass SGLang as they are; other non-objects mean "no arguments"."""
+    """A tool's `parameters`: None and booleans pass SGLang as they are; other non-objects mean "no arguments".
+
+    A repaired schema may be shared with other requests: it is read-only (copy it to change it)."""
+    if isinstance(params, dict):
+        try:  # the hit, inline: this runs once per tool per request
+            key = orjson.dumps(params)
+        except TypeError:  # not plain JSON (e.g. an int over 64 bits): no cache
+            return repair_schema(params)
+        hit = _CACHE.get(key, _MISS)
+        if hit is not _MISS:
+            return params if hit is _CLEAN else hit
+        return _repair_and_remember(params, key)
     if params is None or isinstance(params, bool):
         return params
-    if not isinstance(params, dict):
-        return dict(NO_ARGUMENTS, properties={})
-    return _cached_repair(params)
+    return dict(NO_ARGUMENTS, properties={})
 
 
-def _cached_repair(params: dict[str, Any]) -> Any:
-    try:
-        key = orjson.dumps(params)
-    except TypeError:  # not plain JSON (e.g. an int over 64 bits): no cache
-        return repair_schema(params)
-    hit = _CACHE.get(key, _MISS)
-    if hit is not _MISS:
-        return params if hit is None else orjson.loads(hit)
+def _repair_and_remember(params: dict[str, Any], key: bytes) -> Any:
     fixed = repair_schema(params)
-    if len(key) <= _CACHE_MAX_BYTES:
-        _remember(key, None if fixed is params else orjson.dumps(fixed))
-    return fixed
+    if len(key) > _CACHE_MAX_BYTES:
+        return fixed  # not shared, so this request's own copy-on-write result will do
+    if fixed is params:
+        _remember(key, _CLEAN, 0)
+        return params
+    shared, size = freeze(fixed)  # a copy: `fixed` shares untouched subtrees with this request's body
+    _remember(key, shared, size)
+    return shared
 
 
-def _remember(key: bytes, value: bytes | None) -> None:
+def clear_cache() -> None:
+    """Forget every verdict (benchmarks time the first turn with it; tests start from empty)."""
+    global _cache_bytes
+    _CACHE.clear()
+    _SIZES.clear()
+    _cache_bytes = 0
+
+
+def _remember(key: bytes, value: Any, value_size: int) -> None:
     """Store one verdict, evicting the oldest entries past the entry or byte bound."""
     global _cache_bytes
-    size = len(key) + len(value or b"")
-    if size > _CACHE_MAX_BYTES * 2:
+    size = len(key) + value_size
+    if size > _CACHE_TOTAL_BYTES // 16 or key in _CACHE:  # one entry never flushes the cache; no double charge
         return
     while _CACHE and (len(_CACHE) >= _CACHE_ENTRIES or _cache_bytes + size > _CACHE_TOTAL_BYTES):
         try:  # a concurrent caller (a rewrite in a worker thread) may evict the same entry
             old_key = next(iter(_CACHE))
-            old = _CACHE.pop(old_key)
+            del _CACHE[old_key]
+            _cache_bytes -= _SIZES.pop(old_key)
         except (StopIteration, RuntimeError, KeyError):
             continue
-        _cache_bytes -= len(old_key) + len(old or b"")
     _CACHE[key] = value
+    _SIZES[key] = size
     _cache_bytes += size
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import orjson
 import pytest
 
 from middleware import inbound
@@ -14,13 +15,17 @@ from middleware.rewrite.schema_keywords import CACHED_STRING_CHARS, MAX_PATTERN_
 
 
 def test_schema_cache_is_bounded_in_bytes() -> None:
-    schema._CACHE.clear()
-    schema._cache_bytes = 0
+    schema.clear_cache()
     for i in range(2000):  # ~30 KB each: far past the byte bound long before the entry bound
-        schema.repair_parameters({"type": "object", "description": f"{i}" + "d" * 30_000})
-    stored = sum(len(k) + len(v or b"") for k, v in schema._CACHE.items())
-    assert stored == schema._cache_bytes <= schema._CACHE_TOTAL_BYTES
+        params: dict[str, object] = {"type": "object", "description": f"{i}" + "d" * 30_000}
+        if i % 2:  # repaired: cached as a read-only copy, charged at its size in memory
+            params["properties"] = []
+        schema.repair_parameters(params)
+    assert set(schema._SIZES) == set(schema._CACHE)
+    assert sum(schema._SIZES.values()) == schema._cache_bytes <= schema._CACHE_TOTAL_BYTES
     assert len(schema._CACHE) < 200
+    copies = {k: v for k, v in schema._CACHE.items() if v is not schema._CLEAN}
+    assert copies and all(schema._SIZES[k] > len(k) + len(orjson.dumps(v)) for k, v in copies.items())
 
 
 def test_long_client_strings_are_not_cached() -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import json
 import time
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -130,14 +132,40 @@ def test_clean_tools_are_returned_as_is() -> None:
     assert repair_tools([None, 3, {"function": "x"}, {"function": {"name": "n"}}])[0] is None
 
 
-def test_repeated_dirty_schema_gives_fresh_objects() -> None:
-    """The verdict cache must never hand two requests the same dict."""
-    params = {"type": "object", "properties": [], "x-cache-test": 1}
+def test_repeated_dirty_schema_is_shared_read_only() -> None:
+    """The verdict cache hands every request the same repaired object, so no request may change it."""
+    params = {"type": "object", "properties": [], "x-cache-test": 1, "required": ["a"]}
     first, second = repair_parameters(params), repair_parameters(params)
-    assert first == second == {"type": "object", "properties": {}, "x-cache-test": 1}
-    assert first is not second
-    first["mutated"] = True
-    assert "mutated" not in repair_parameters(params)
+    assert first == second == {"type": "object", "properties": {}, "x-cache-test": 1, "required": ["a"]}
+    assert first is second
+    mutations = [
+        lambda: first.__setitem__("mutated", True), lambda: first.pop("type"), lambda: first.update(x=1),
+        lambda: first["properties"].setdefault("p", {}), lambda: first["required"].append("b"),
+        lambda: first["required"].__setitem__(0, "b"), lambda: first.clear(),
+    ]  # fmt: skip
+    for mutate in mutations:
+        with pytest.raises(TypeError, match="read-only"):
+            mutate()
+    assert repair_parameters(params) == {"type": "object", "properties": {}, "x-cache-test": 1, "required": ["a"]}
+
+
+def test_cached_schema_is_not_corrupted_by_the_first_request_mutating_its_body() -> None:
+    """The copy-on-write repair shares untouched subtrees with its input; the cache must not keep those."""
+    params = {"type": "object", "properties": {"a": {"type": "string", "enum": ["x"]}, "b": {"properties": []}}}
+    first = repair_parameters(params)
+    params["properties"]["a"]["enum"].append("corrupted")  # the first request's own body, changed afterwards
+    params["properties"]["a"]["type"] = "integer"
+    fresh = {"type": "object", "properties": {"a": {"type": "string", "enum": ["x"]}, "b": {"properties": []}}}
+    assert repair_parameters(fresh) is first
+    assert first == {"type": "object", "properties": {"a": {"type": "string", "enum": ["x"]}, "b": {"properties": {}}}}
+
+
+def test_shared_schema_serializes_like_a_plain_one() -> None:
+    params = {"type": "object", "properties": [], "required": None, "x": [{"y": [1, 2.5, None, True]}]}
+    fixed = repair_parameters(params)
+    assert orjson.dumps(fixed) == orjson.dumps(orjson.loads(orjson.dumps(fixed)))
+    assert json.loads(json.dumps(fixed)) == fixed
+    assert {**fixed, "extra": 1}["extra"] == 1 and "extra" not in fixed  # plain copies are mutable
 
 
 def _deep(depth: int, keyword: str) -> dict[str, Any]:
