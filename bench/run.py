@@ -226,13 +226,15 @@ def median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def time_startup(runs: int, workdir: Path) -> dict[str, Any]:
     """`vllm serve` with the simulated engine: seconds from exec to the public port accepting connections."""
-    vllm = shutil.which("vllm")
-    argv = [vllm] if vllm else [sys.executable, "-m", "shim"]
+    # This checkout's shim, whatever `vllm` on PATH is (an install of another checkout would be timed instead):
+    # `python -m vllm` is the checkout's own `vllm` package, what the console script runs.
+    argv = [sys.executable, "-m", "vllm"]
     samples: list[float] = []
     phases: list[dict[str, float]] = []
     for i in range(runs):
         (port,) = stack.free_ports(1)
-        env = dict(os.environ, VLLM_SHIM_ENGINE="sim", VLLM_SHIM_RUN_DIR=str(workdir / f"serve{i}"))
+        env = dict(os.environ, VLLM_SHIM_ENGINE="sim", VLLM_SHIM_RUN_DIR=str(workdir / f"serve{i}"),
+                   PYTHONPATH=str(stack.REPO))  # fmt: skip
         env.pop("VLLM_SHIM_ENGINE_PORT", None)
         env.pop("VLLM_SHIM_MIDDLEWARE_PORT", None)
         log = open(workdir / f"serve{i}.log", "wb")  # noqa: SIM115 (closed below)
@@ -240,6 +242,7 @@ def time_startup(runs: int, workdir: Path) -> dict[str, Any]:
         proc = subprocess.Popen(
             [*argv, "serve", stack.MODEL, "--host", "127.0.0.1", "--port", str(port)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+            cwd=stack.REPO,
         )  # fmt: skip
         try:
             marks = _watch_startup(proc, port, start)
