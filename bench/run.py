@@ -1,6 +1,6 @@
 """The proxy-path benchmark: direct vs haproxy vs haproxy + middleware, side by side, in one run.
 
-    python bench/run.py                 # full run (~5 min on 2 cores); writes bench/out/latest.json (not committed)
+    python bench/run.py                 # full run (~8 min on 2 cores); writes bench/out/latest.json (not committed)
     python bench/summarize.py bench/out/latest.json   # the summary docs cite: bench/results/latest.json
     python bench/run.py --quick         # a few requests per case (the smoke test uses this)
     python bench/plot.py                # docs/benchmarks.png from bench/results/latest.json
