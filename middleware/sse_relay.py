@@ -74,7 +74,7 @@ class Splice:
         self.bug: Exception | None = None
 
     def feed(self, body: bytes) -> None:
-        """The connection's sink: never raises (it runs inside httptools' callback)."""
+        """The connection's sink: never raises (it runs inside the engine protocol's `data_received`)."""
         if self.wire.disconnected or self.bug is not None or self.wire.transport.is_closing():
             # The client is gone or going (the request's watcher cancels us; a closed transport would raise
             # here, in the engine protocol's callback), or the task is about to raise.
